@@ -1,0 +1,101 @@
+"""Model cards: the JSON that travels beside every saved model.
+
+A model version on disk is a folder ``<version>/`` holding ``model.keras`` and
+``card.json``. The card says how to feed the model and how to read its outputs,
+so servers never guess: the class order, the input size, the thresholds.
+This module has no TensorFlow import; the web process reads cards too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.classes import CLASSES
+
+MODEL_FILENAME = "model.keras"
+CARD_FILENAME = "card.json"
+MIN_INPUT_SIDE = 32  # MobileNetV2 and our CNN downsample 32x; smaller has no spatial map left
+
+
+class CardError(ValueError):
+    """A card is missing, unreadable, or does not describe a usable model."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    version: str
+    classes: tuple[str, ...]
+    input_size: tuple[int, int]  # (height, width)
+    malignant_threshold: float
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.raw.get("metrics", {})
+
+
+def parse_card(data: dict[str, Any]) -> ModelCard:
+    """Validate a card's dict and return it typed; raise CardError with the reason."""
+    if not isinstance(data, dict):
+        raise CardError("the card must be a JSON object")
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise CardError("'version' must be a non-empty string")
+    classes = data.get("classes")
+    if not isinstance(classes, list) or sorted(classes) != sorted(CLASSES):
+        raise CardError(f"'classes' must list the seven codes {list(CLASSES)} once each, in output order")
+    size = data.get("input_size")
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(s, int) and s >= MIN_INPUT_SIDE for s in size)
+    ):
+        raise CardError(f"'input_size' must be [height, width], integers >= {MIN_INPUT_SIDE}")
+    threshold = (data.get("thresholds") or {}).get("malignant")
+    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise CardError("'thresholds.malignant' must be a number between 0 and 1")
+    return ModelCard(
+        version=version.strip(),
+        classes=tuple(classes),
+        input_size=(size[0], size[1]),
+        malignant_threshold=float(threshold),
+        raw=data,
+    )
+
+
+def read_card(version_dir: Path | str) -> ModelCard:
+    """Read and validate ``<version_dir>/card.json``."""
+    path = Path(version_dir) / CARD_FILENAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CardError(f"{path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CardError(f"{path} is not readable JSON: {exc}") from exc
+    try:
+        return parse_card(data)
+    except CardError as exc:
+        raise CardError(f"{path}: {exc}") from exc
+
+
+def write_card(version_dir: Path | str, data: dict[str, Any]) -> ModelCard:
+    """Validate and write a card; returns the parsed card."""
+    card = parse_card(data)
+    path = Path(version_dir) / CARD_FILENAME
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return card
+
+
+def find_version_dirs(model_root: Path | str) -> list[Path]:
+    """Folders under ``model_root`` that hold both a model file and a card, sorted by name."""
+    root = Path(model_root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        child
+        for child in root.iterdir()
+        if child.is_dir() and (child / MODEL_FILENAME).is_file() and (child / CARD_FILENAME).is_file()
+    )
