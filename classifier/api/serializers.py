@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from classifier.models import SEX_CHOICES, SITE_CHOICES, LesionImage, Prediction
+from training.classes import CLASSES
+
+
+class PredictionSummarySerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:prediction-detail")
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "status", "url"]
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:prediction-detail")
+    image = serializers.HyperlinkedRelatedField(view_name="api:image-detail", read_only=True)
+    image_id = serializers.IntegerField(source="image.id", read_only=True)
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    malignant_threshold = serializers.FloatField(source="model_version.malignant_threshold", read_only=True, default=None)
+    top_class_name = serializers.CharField(read_only=True)
+    probabilities = serializers.SerializerMethodField()
+    queue_seconds = serializers.FloatField(read_only=True)
+    total_seconds = serializers.FloatField(read_only=True)
+    result_page = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "url",
+            "image",
+            "image_id",
+            "status",
+            "top_class",
+            "top_class_name",
+            "top_probability",
+            "probabilities",
+            "malignant_probability",
+            "is_malignant",
+            "malignant_threshold",
+            "model_version",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "queue_seconds",
+            "total_seconds",
+            "inference_ms",
+            "result_page",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "object", "additionalProperties": {"type": "number"}, "nullable": True})
+    def get_probabilities(self, prediction: Prediction) -> dict[str, float] | None:
+        if prediction.probabilities is None:
+            return None
+        # Always the same key order, whatever order the model's card used.
+        return {code: prediction.probabilities[code] for code in CLASSES if code in prediction.probabilities}
+
+    def get_result_page(self, prediction: Prediction) -> str:
+        return self.context["request"].build_absolute_uri(prediction.get_absolute_url())
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:image-detail")
+    file_url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LesionImage
+        fields = [
+            "id",
+            "url",
+            "original_filename",
+            "sha256",
+            "source_format",
+            "width",
+            "height",
+            "age",
+            "sex",
+            "site",
+            "batch",
+            "created_at",
+            "file_url",
+            "prediction",
+        ]
+        read_only_fields = fields
+
+    def get_file_url(self, image: LesionImage) -> str:
+        return self.context["request"].build_absolute_uri(reverse("classifier:image-file", args=[image.pk]))
+
+    @extend_schema_field(PredictionSerializer(allow_null=True))
+    def get_prediction(self, image: LesionImage) -> dict | None:
+        latest = image.latest_prediction()
+        return PredictionSerializer(latest, context=self.context).data if latest else None
+
+
+class UploadSerializer(serializers.Serializer):
+    """The multipart form of POST /api/v1/images/: one or more `file` parts and optional clinical fields."""
+
+    file = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), help_text="One or more image files (repeat the part)."
+    )
+    age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=120)
+    sex = serializers.ChoiceField(choices=SEX_CHOICES, required=False, allow_blank=True)
+    site = serializers.ChoiceField(choices=SITE_CHOICES, required=False, allow_blank=True)
+
+
+class UploadedImageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when you had uploaded these exact bytes before.")
+    original_filename = serializers.CharField()
+    prediction = PredictionSummarySerializer()
+
+
+class UploadResultSerializer(serializers.Serializer):
+    batch = serializers.IntegerField(allow_null=True)
+    images = UploadedImageSerializer(many=True)
+
+
+class UploadErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    file = serializers.CharField(required=False)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from classifier.api.filters import PredictionFilter
+from classifier.api.serializers import (
+    ImageSerializer,
+    PredictionSerializer,
+    UploadErrorSerializer,
+    UploadResultSerializer,
+    UploadSerializer,
+)
+from classifier.scoping import visible_images, visible_predictions
+from classifier.uploads import ImageRejected, UploadRejected, store_uploads
+
+
+class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your uploaded images, newest first. POST uploads one or more images for classification."""
+
+    serializer_class = ImageSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return visible_images(self.request.user).select_related("batch")
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={
+            201: UploadResultSerializer,
+            200: OpenApiResponse(UploadResultSerializer, description="Every file had been uploaded before."),
+            400: UploadErrorSerializer,
+            413: UploadErrorSerializer,
+        },
+    )
+    def create(self, request, *args, **kwargs):
+        form = UploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        fields = {key: form.validated_data.get(key) for key in ("age", "sex", "site")}
+        try:
+            batch, stored = store_uploads(request.user, form.validated_data["file"], **fields)
+        except ImageRejected as exc:
+            body = {"detail": exc.message, "code": exc.code, "file": exc.filename}
+            return Response(body, status=exc.http_status)
+        except UploadRejected as exc:
+            return Response({"detail": exc.message, "code": exc.code}, status=exc.http_status)
+        body = UploadResultSerializer(
+            {
+                "batch": batch.pk if batch else None,
+                "images": [
+                    {
+                        "id": item.image.pk,
+                        "created": item.created,
+                        "original_filename": item.image.original_filename,
+                        "prediction": item.prediction,
+                    }
+                    for item in stored
+                ],
+            },
+            context={"request": request},
+        ).data
+        any_created = any(item.created for item in stored)
+        return Response(body, status=status.HTTP_201_CREATED if any_created else status.HTTP_200_OK)
+
+
+class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Predictions on your images, newest first; filter by `status`, `top_class`, `batch`, `image`."""
+
+    serializer_class = PredictionSerializer
+    filterset_class = PredictionFilter
+
+    def get_queryset(self):
+        return visible_predictions(self.request.user)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from lesionsite.services import broker_address, is_listening, start_redis, stop
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole site locally: a Redis (only if none listens on the broker's port), "
+        "a Celery inference worker and the web server. Ctrl-C stops everything it started."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--workers", type=int, default=1, help="Inference worker processes.")
+
+    def handle(self, *args, addrport: str, workers: int, **options):
+        children: list[subprocess.Popen] = []
+        host, port = broker_address(settings.CELERY_BROKER_URL)
+        try:
+            if is_listening(host, port):
+                self.stdout.write(f"Using the Redis already listening on {host}:{port}.")
+            elif host not in ("127.0.0.1", "localhost", "::1"):
+                raise CommandError(f"No Redis answers at {host}:{port}, and it is not on this machine to start.")
+            else:
+                children.append(start_redis(port, settings.VAR_DIR / "redis"))
+                self.stdout.write(f"Started Redis on 127.0.0.1:{port} (stopped again on Ctrl-C).")
+
+            python = sys.executable
+            children.append(
+                subprocess.Popen(
+                    [python, "-m", "celery", "-A", "lesionsite", "worker", "-Q", "inference",
+                     "--concurrency", str(workers), "--loglevel", "INFO", "-n", "inference@%h"]
+                )
+            )
+            children.append(subprocess.Popen([python, "manage.py", "runserver", addrport, "--noreload"]))
+            self.stdout.write(self.style.SUCCESS(f"lesionsite is starting at http://{addrport}/ — Ctrl-C stops it."))
+            self._wait(children)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            stop(children)
+
+    def _wait(self, children: list[subprocess.Popen]) -> None:
+        # SIGTERM (e.g. from a process manager) stops everything too, like Ctrl-C.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    raise CommandError(f"{' '.join(map(str, child.args[:3]))} exited with code {child.returncode}")
+            time.sleep(0.5)
+
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt

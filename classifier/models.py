@@ -1,0 +1,246 @@
+"""The domain: uploaded images, their predictions, and the model versions that make them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from training.card import MODEL_FILENAME
+from training.classes import CLASSES, FULL_NAMES
+
+CLASS_CHOICES = [(code, f"{FULL_NAMES[code]} ({code})") for code in CLASSES]
+
+SEX_CHOICES = [("male", "Male"), ("female", "Female"), ("unknown", "Unknown")]
+
+# HAM10000's `localization` vocabulary, so uploads and the training data speak alike.
+SITE_CHOICES = [
+    (site, site.capitalize())
+    for site in (
+        "abdomen",
+        "acral",
+        "back",
+        "chest",
+        "ear",
+        "face",
+        "foot",
+        "genital",
+        "hand",
+        "lower extremity",
+        "neck",
+        "scalp",
+        "trunk",
+        "upper extremity",
+        "unknown",
+    )
+]
+
+
+class ModelVersion(models.Model):
+    """A trained model on disk under MODEL_ROOT, with its card. At most one is active."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="The card's version.")
+    directory = models.CharField(max_length=255, help_text="Folder under MODEL_ROOT.")
+    card = models.JSONField()
+    malignant_threshold = models.FloatField(
+        help_text="Malignancy flag threshold on P(akiec)+P(bcc)+P(mel), from the card."
+    )
+    is_active = models.BooleanField(default=False)
+    registered_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name + (" (active)" if self.is_active else "")
+
+    @property
+    def model_path(self) -> Path:
+        return Path(settings.MODEL_ROOT) / self.directory / MODEL_FILENAME
+
+    @property
+    def metrics(self) -> dict:
+        return self.card.get("metrics", {})
+
+    @classmethod
+    def active(cls) -> ModelVersion | None:
+        return cls.objects.filter(is_active=True).first()
+
+    def activate(self) -> None:
+        """Make this the version new predictions use; workers switch on their next task."""
+        with transaction.atomic():
+            ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+            self.is_active = True
+            self.activated_at = timezone.now()
+            self.save(update_fields=["is_active", "activated_at"])
+
+
+class UploadBatch(models.Model):
+    """Several images uploaded in one request; inferred together in batches."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "upload batches"
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} by {self.owner}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("classifier:batch", args=[self.pk])
+
+
+def image_upload_path(image: LesionImage, filename: str) -> str:
+    # Content-addressed: the stored name is the upload's SHA-256, never the
+    # client's file name (which may carry paths or control characters).
+    return f"images/{image.sha256[:2]}/{image.sha256}.png"
+
+
+class LesionImage(models.Model):
+    """A dermatoscopic image as stored: re-encoded RGB pixels with no metadata."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
+    batch = models.ForeignKey(
+        UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
+    )
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the bytes as uploaded.")
+    file = models.FileField(upload_to=image_upload_path, max_length=255)
+    original_filename = models.CharField(max_length=255, blank=True)
+    source_format = models.CharField(max_length=16)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    sex = models.CharField(max_length=8, choices=SEX_CHOICES, blank=True)
+    site = models.CharField(max_length=32, choices=SITE_CHOICES, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_image_per_owner_and_content")]
+
+    def __str__(self) -> str:
+        return self.original_filename or f"Image {self.pk}"
+
+    def latest_prediction(self) -> Prediction | None:
+        return self.predictions.order_by("-created_at", "-id").first()
+
+
+class Prediction(models.Model):
+    """One model version's reading of one image; moves queued → running → done | failed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    image = models.ForeignKey(LesionImage, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="predictions"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    probabilities = models.JSONField(null=True, blank=True, help_text="Class code → probability.")
+    top_class = models.CharField(max_length=8, choices=CLASS_CHOICES, blank=True, db_index=True)
+    top_probability = models.FloatField(null=True, blank=True)
+    malignant_probability = models.FloatField(null=True, blank=True)
+    is_malignant = models.BooleanField(null=True, blank=True, help_text="At or above the version's threshold.")
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task that claimed it.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    inference_ms = models.FloatField(null=True, blank=True, help_text="Model time per image, in the batch.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Prediction {self.pk} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("classifier:prediction", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def top_class_name(self) -> str:
+        return FULL_NAMES.get(self.top_class, "")
+
+    @property
+    def queue_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.started_at - self.created_at).total_seconds()
+
+    @property
+    def total_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.created_at).total_seconds()
+
+    @classmethod
+    def claim(cls, ids: list[int], task_id: str) -> list[int]:
+        """Mark the given predictions running for this task; return the ids it now holds.
+
+        Conditional update, so two deliveries of one task cannot both run an image:
+        a queued row is taken by whoever comes first, and a running row only by a
+        redelivery of the task that claimed it (its worker died mid-task).
+        """
+        claimable = Q(status=cls.Status.QUEUED) | Q(status=cls.Status.RUNNING, task_id=task_id)
+        with transaction.atomic():
+            cls.objects.filter(claimable, id__in=ids).update(
+                status=cls.Status.RUNNING,
+                task_id=task_id,
+                started_at=timezone.now(),
+                attempts=models.F("attempts") + 1,
+            )
+            return list(
+                cls.objects.filter(id__in=ids, status=cls.Status.RUNNING, task_id=task_id).values_list(
+                    "id", flat=True
+                )
+            )
+
+    def mark_done(
+        self, version: ModelVersion, probabilities: dict[str, float], malignant: float, inference_ms: float
+    ) -> bool:
+        """Store a finished reading; False if this task no longer held the row."""
+        top_class = max(probabilities, key=probabilities.get)
+        return self._finish(
+            status=self.Status.DONE,
+            model_version=version,
+            probabilities=probabilities,
+            top_class=top_class,
+            top_probability=probabilities[top_class],
+            malignant_probability=malignant,
+            is_malignant=malignant >= version.malignant_threshold,
+            inference_ms=inference_ms,
+            error="",
+        )
+
+    def mark_failed(self, message: str) -> bool:
+        return self._finish(status=self.Status.FAILED, error=message)
+
+    def _finish(self, **fields) -> bool:
+        fields["finished_at"] = timezone.now()
+        updated = Prediction.objects.filter(pk=self.pk, status=self.Status.RUNNING, task_id=self.task_id).update(
+            **fields
+        )
+        if updated:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(updated)

@@ -1,0 +1,145 @@
+"""Accepting uploads: validate every file, store all or nothing, enqueue after commit."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from classifier.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
+from classifier.models import LesionImage, ModelVersion, Prediction, UploadBatch, image_upload_path
+
+logger = logging.getLogger(__name__)
+
+
+class UploadRejected(Exception):
+    """The request as a whole cannot be accepted (as opposed to one bad file)."""
+
+    def __init__(self, message: str, code: str, http_status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    image: LesionImage
+    prediction: Prediction
+    created: bool  # False when the owner had already uploaded these exact bytes
+
+
+def upload_limits() -> UploadLimits:
+    return UploadLimits(
+        max_bytes=settings.UPLOAD_MAX_BYTES,
+        max_pixels=settings.UPLOAD_MAX_PIXELS,
+        min_side=settings.UPLOAD_MIN_SIDE,
+    )
+
+
+def display_name(filename: str) -> str:
+    """The client's file name made safe to show: no folders, no control characters."""
+    base = PurePath(filename.replace("\\", "/")).name
+    printable = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    return printable.strip()[:255]
+
+
+def validate_files(files) -> list[tuple[str, CleanImage]]:
+    """Decode every file; the first bad one rejects the whole request."""
+    if not files:
+        raise UploadRejected("No file was uploaded: attach one or more images as 'file'.", code="no_file")
+    if len(files) > settings.UPLOAD_MAX_FILES:
+        raise UploadRejected(
+            f"{len(files)} files were uploaded at once; the limit is {settings.UPLOAD_MAX_FILES}.",
+            code="too_many_files",
+            http_status=413,
+        )
+    limits = upload_limits()
+    return [(display_name(f.name or ""), clean_upload(f, limits, filename=display_name(f.name or ""))) for f in files]
+
+
+def store_uploads(owner, files, age=None, sex: str = "", site: str = "") -> tuple[UploadBatch | None, list[StoredUpload]]:
+    """Validate, then store every file with a queued prediction, in one transaction.
+
+    Raises ImageRejected or UploadRejected before anything is written. If
+    anything fails while storing, the transaction rolls back and the files
+    written so far are removed, so neither an orphan row nor an orphan file stays.
+    Predictions are enqueued only once the transaction has committed.
+    """
+    cleaned = validate_files(files)
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            batch, stored = _store(owner, cleaned, written, age=age, sex=sex, site=site)
+            queued = [item.prediction.pk for item in stored if item.created]
+            transaction.on_commit(lambda: enqueue_predictions(queued))
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
+    return batch, stored
+
+
+def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, list[StoredUpload]]:
+    version = ModelVersion.active()
+    batch = UploadBatch.objects.create(owner=owner) if len(cleaned) > 1 else None
+    seen: dict[str, StoredUpload] = {}
+    stored = []
+    for name, clean in cleaned:
+        if clean.sha256 in seen:  # the same file twice in one request
+            stored.append(StoredUpload(seen[clean.sha256].image, seen[clean.sha256].prediction, created=False))
+            continue
+        existing = LesionImage.objects.filter(owner=owner, sha256=clean.sha256).first()
+        if existing is not None and (prediction := existing.latest_prediction()) is not None:
+            item = StoredUpload(existing, prediction, created=False)
+        else:
+            image = LesionImage(
+                owner=owner,
+                batch=batch,
+                sha256=clean.sha256,
+                original_filename=name,
+                source_format=clean.source_format,
+                width=clean.width,
+                height=clean.height,
+                **{key: value for key, value in clinical.items() if value not in (None, "")},
+            )
+            image.file.name = _write_file(image, clean, written)
+            image.save()
+            prediction = Prediction.objects.create(image=image, model_version=version)
+            item = StoredUpload(image, prediction, created=True)
+        seen[clean.sha256] = item
+        stored.append(item)
+    return batch, stored
+
+
+def _write_file(image: LesionImage, clean: CleanImage, written: list[str]) -> str:
+    name = image_upload_path(image, "")
+    if default_storage.exists(name):
+        # Content-addressed: another owner's identical upload already wrote these pixels.
+        return name
+    saved = default_storage.save(name, ContentFile(clean.png))
+    written.append(saved)
+    return saved
+
+
+def enqueue_predictions(prediction_ids: list[int]) -> None:
+    """Send the predictions to the inference queue, in model-sized batches."""
+    from worker.tasks import predict
+
+    size = settings.INFERENCE_BATCH_SIZE
+    for start in range(0, len(prediction_ids), size):
+        chunk = prediction_ids[start : start + size]
+        try:
+            predict.apply_async(args=[chunk])
+        except Exception:
+            # The rows stay 'queued'; the stale-prediction sweep sends them again.
+            logger.exception("Could not enqueue predictions %s; they stay queued", chunk)
+
+
+__all__ = ["ImageRejected", "UploadRejected", "StoredUpload", "store_uploads", "enqueue_predictions"]

@@ -1,0 +1,90 @@
+// Keeps a result page (or a batch page) current without reloading: it polls
+// the REST API with the session cookie until every prediction has finished.
+(function () {
+  "use strict";
+
+  function percent(p) { return (p * 100).toFixed(1); }
+
+  function renderPrediction(root, data) {
+    root.dataset.status = data.status;
+    var finished = data.status === "done" || data.status === "failed";
+    root.querySelectorAll("[data-show-when]").forEach(function (el) {
+      var when = el.dataset.showWhen;
+      el.hidden = !((when === "pending" && !finished) || when === data.status);
+    });
+    var status = root.querySelector('[data-field="status"]');
+    if (status) {
+      status.textContent = data.status.charAt(0).toUpperCase() + data.status.slice(1);
+      status.className = "status status-" + data.status;
+    }
+    function set(field, text) {
+      var el = root.querySelector('[data-field="' + field + '"]');
+      if (el) { el.textContent = text; }
+    }
+    set("error", data.error || "");
+    if (data.status !== "done") { return finished; }
+    set("top_class_name", data.top_class_name);
+    set("top_probability", percent(data.top_probability));
+    set("malignant_probability", data.malignant_probability.toFixed(3));
+    set("malignant_threshold", data.malignant_threshold === null ? "—" : data.malignant_threshold.toFixed(3));
+    set("model_version", data.model_version || "—");
+    var flag = root.querySelector('[data-field="malignancy_flag"]');
+    if (flag) {
+      flag.dataset.malignant = String(data.is_malignant);
+      flag.textContent = data.is_malignant
+        ? "⚠ Suspicious for malignancy: refer for specialist assessment."
+        : "Below the malignancy threshold.";
+    }
+    Object.keys(data.probabilities || {}).forEach(function (code) {
+      var row = root.querySelector('tr[data-class="' + code + '"]');
+      if (!row) { return; }
+      var p = data.probabilities[code];
+      row.querySelector(".bar").style.setProperty("--p", p);
+      row.querySelector(".pct").textContent = percent(p) + " %";
+      row.classList.toggle("top", code === data.top_class);
+    });
+    return finished;
+  }
+
+  function poll(url, render) {
+    var delay = 500;
+    function tick() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.json();
+        })
+        .then(function (data) {
+          if (!render(data)) { delay = Math.min(delay * 1.5, 3000); setTimeout(tick, delay); }
+        })
+        .catch(function () { delay = Math.min(delay * 2, 10000); setTimeout(tick, delay); });
+    }
+    tick();
+  }
+
+  var result = document.getElementById("result");
+  if (result) {
+    poll(result.dataset.statusUrl, function (data) { return renderPrediction(result, data); });
+  }
+
+  var batch = document.getElementById("batch");
+  if (batch) {
+    poll(batch.dataset.statusUrl, function (data) {
+      var done = 0;
+      data.results.forEach(function (item) {
+        var row = batch.querySelector('[data-prediction="' + item.id + '"]');
+        if (!row) { return; }
+        row.querySelector(".status").textContent = item.status;
+        row.querySelector(".status").className = "status status-" + item.status;
+        row.querySelector(".top").textContent = item.status === "done"
+          ? item.top_class_name + " (" + percent(item.top_probability) + " %)" : (item.error || "");
+        row.querySelector(".flag").textContent = item.is_malignant ? "⚠ suspicious" : "";
+        if (item.status === "done" || item.status === "failed") { done += 1; }
+      });
+      var progress = document.getElementById("batch-progress");
+      progress.value = done;
+      document.getElementById("batch-count").textContent = done;
+      return done >= data.results.length && data.next === null;
+    });
+  }
+})();

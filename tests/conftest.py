@@ -1,0 +1,188 @@
+"""Shared fixtures: role-named users, isolated storage, a tiny real model, a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test.utils import override_settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.tiny_model import save_tiny_version
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Tests publish to their own Redis database, so a local `make run` worker on the
+# default database never steals their tasks.
+TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+WORKER_START_SECONDS = 90
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_storage(tmp_path_factory):
+    """Uploads go to a temporary MEDIA_ROOT; MODEL_ROOT starts empty (tests add versions)."""
+    media = tmp_path_factory.mktemp("media")
+    models = tmp_path_factory.mktemp("empty-model-root")
+    with override_settings(MEDIA_ROOT=media, MODEL_ROOT=models):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def empty_media_root():
+    """Each test starts with no stored files (the database is reset by pytest-django)."""
+    yield
+    for child in Path(settings.MEDIA_ROOT).iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def colleague(django_user_model):
+    """Another clinician: must never see the owner's images."""
+    return django_user_model.objects.create_user("bob", password="bob-password-1")
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def owner_api(owner):
+    return token_client(owner)
+
+
+@pytest.fixture
+def colleague_api(colleague):
+    return token_client(colleague)
+
+
+@pytest.fixture
+def anonymous_api():
+    return APIClient()
+
+
+@pytest.fixture
+def owner_web(client, owner):
+    client.force_login(owner)
+    return client
+
+
+def media_files() -> list[Path]:
+    return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-models")
+    save_tiny_version(root, "tiny-v1")
+    return root
+
+
+@pytest.fixture
+def active_tiny_model(db, settings, tiny_model_root):
+    from classifier.models import ModelVersion
+    from classifier.registry import register_model_versions
+
+    settings.MODEL_ROOT = tiny_model_root
+    register_model_versions(tiny_model_root)
+    return ModelVersion.objects.get(name="tiny-v1")
+
+
+# --- A real Celery worker process, for integration tests.
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for the test database this test process just created."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    if engine.endswith("postgresql"):
+        user = settings_dict.get("USER") or ""
+        password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+        credentials = f"{user}{password}@" if user else ""
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+        return f"postgres://{credentials}{host}{port}/{settings_dict['NAME']}"
+    raise RuntimeError(f"No DATABASE_URL form known for {engine}")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_path_factory):
+    """Start `celery worker -Q inference` as a separate process against the test database."""
+    from django.db import connection
+
+    from lesionsite.celery import app
+
+    app.conf.broker_url = TEST_BROKER_URL
+    with django_db_blocker.unblock():
+        db_url = database_url(connection.settings_dict)
+    app.control.purge()  # drop tasks a previous, interrupted run left behind
+
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lesionsite.settings",
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "MODEL_ROOT": str(tiny_model_root),
+        "INFERENCE_THREADS": "1",
+    }
+    node = f"test-inference-{os.getpid()}@localhost"
+    command = [sys.executable, "-m", "celery", "-A", "lesionsite", "worker", "-Q", "inference",
+               "--concurrency", "1", "--pool", "prefork", "-n", node, "--loglevel", "INFO",
+               "--without-gossip", "--without-mingle"]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_worker(app, node, process, log_path)
+        yield WorkerProcess(process, node, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class WorkerProcess:
+    def __init__(self, process: subprocess.Popen, node: str, log_path: Path):
+        self.process, self.node, self.log_path = process, node, log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_for_worker(app, node: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + WORKER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited ({process.returncode}):\n{log_path.read_text()}")
+        if app.control.ping(destination=[node], timeout=1.0):
+            return
+    raise RuntimeError(f"celery worker did not answer within {WORKER_START_SECONDS} s:\n{log_path.read_text()}")
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
+    """Poll until predicate() returns something truthy; return it, or fail with the last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    assert value, f"condition not met within {timeout} s"
+    return value

@@ -1,0 +1,91 @@
+"""Running claimed predictions through the active model: plain functions, no Celery."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from PIL import Image
+
+from classifier.models import ModelVersion, Prediction
+from training.classes import malignant_probability
+from training.preprocessing import to_model_input
+from worker.model_cache import ModelLoadError, get_model
+
+logger = logging.getLogger(__name__)
+
+NO_ACTIVE_MODEL = "No active model version: an administrator must train or activate one, then re-run this prediction."
+
+
+def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
+    """Claim, infer and store these predictions; return the ids this call finished.
+
+    Safe to call twice with the same ids (a redelivered task): rows already
+    finished, or held by another task, are left alone.
+    """
+    held = Prediction.claim(prediction_ids, task_id)
+    if not held:
+        logger.info("predictions %s: nothing to claim (already handled)", prediction_ids)
+        return []
+    predictions = list(Prediction.objects.filter(id__in=held).select_related("image").order_by("id"))
+
+    version = ModelVersion.active()
+    if version is None:
+        return _fail_all(predictions, NO_ACTIVE_MODEL)
+    try:
+        model = get_model(version.name, Path(settings.MODEL_ROOT) / version.directory, settings.INFERENCE_THREADS)
+    except ModelLoadError as exc:
+        logger.error("predictions %s: %s", held, exc)
+        return _fail_all(predictions, str(exc))
+
+    readable, pixels = [], []
+    for prediction in predictions:
+        try:
+            pixels.append(_read_pixels(prediction, model.input_size))
+            readable.append(prediction)
+        except OSError as exc:
+            logger.error("prediction %s: stored image unreadable: %s", prediction.pk, exc)
+            prediction.mark_failed("The stored image could not be read, so it was not classified.")
+
+    finished = []
+    batch_size = settings.INFERENCE_BATCH_SIZE
+    for start in range(0, len(readable), batch_size):
+        chunk = readable[start : start + batch_size]
+        began = time.perf_counter()
+        probabilities = model.predict(np.stack(pixels[start : start + batch_size]))
+        per_image_ms = (time.perf_counter() - began) * 1000 / len(chunk)
+        for prediction, row in zip(chunk, probabilities, strict=True):
+            by_class = {code: float(p) for code, p in zip(model.card.classes, row, strict=True)}
+            malignant = malignant_probability(by_class)
+            if prediction.mark_done(version, by_class, malignant, per_image_ms):
+                finished.append(prediction.pk)
+                logger.info(
+                    "prediction %s: done top=%s p=%.3f malignant=%.3f version=%s",
+                    prediction.pk,
+                    prediction.top_class,
+                    prediction.top_probability,
+                    malignant,
+                    version.name,
+                )
+    return finished
+
+
+def fail_predictions(prediction_ids: list[int], task_id: str, message: str) -> None:
+    """Record a failure on the rows this task holds (a timeout, an unexpected error)."""
+    for prediction in Prediction.objects.filter(id__in=prediction_ids, status=Prediction.Status.RUNNING, task_id=task_id):
+        prediction.mark_failed(message)
+
+
+def _read_pixels(prediction: Prediction, input_size: tuple[int, int]) -> np.ndarray:
+    with prediction.image.file.open("rb") as handle, Image.open(handle) as image:
+        image.load()
+        return to_model_input(image, input_size)
+
+
+def _fail_all(predictions: list[Prediction], message: str) -> list[int]:
+    for prediction in predictions:
+        prediction.mark_failed(message)
+    return []

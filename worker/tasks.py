@@ -1,0 +1,41 @@
+"""Celery tasks: thin wrappers that add retries and bookkeeping to worker.inference."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError
+
+from worker.inference import fail_predictions, run_predictions
+
+logger = logging.getLogger(__name__)
+
+# Only errors that can pass by themselves are retried: the database restarting,
+# a dropped connection. A bad image or a broken model fails its prediction at once.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+
+@shared_task(
+    bind=True,
+    name="worker.tasks.predict",
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=30,
+    max_retries=5,
+)
+def predict(self, prediction_ids: list[int]) -> int:
+    """Classify these predictions' images with the active model version."""
+    try:
+        return len(run_predictions(prediction_ids, task_id=self.request.id))
+    except TRANSIENT_ERRORS:
+        raise  # retried with the same task id, which may re-claim its rows
+    except SoftTimeLimitExceeded:
+        logger.error("predictions %s: soft time limit exceeded", prediction_ids)
+        fail_predictions(prediction_ids, self.request.id, "Classification took too long and was stopped.")
+        return 0
+    except Exception as exc:
+        logger.exception("predictions %s: failed", prediction_ids)
+        fail_predictions(prediction_ids, self.request.id, f"Classification failed: {exc.__class__.__name__}: {exc}")
+        return 0
