@@ -96,7 +96,8 @@ def clean_upload(
 
     `source` is the uploaded bytes or a binary file object such as Django's
     UploadedFile, whose `.size` lets an oversize file be refused before reading it.
-    `filename` is only used to name the file in messages.
+    `filename` names the file in messages and in ImageRejected.filename; it is
+    never used to guess the format, which comes from the bytes alone.
     """
     data = _read_upload(source, limits, filename)
     sha256 = hashlib.sha256(data).hexdigest()

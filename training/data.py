@@ -26,6 +26,7 @@ METADATA_FILENAME = "HAM10000_metadata.csv"
 IMAGES_DIRNAME = "images"
 SPLITS = ("train", "val", "test")
 DEFAULT_SPLIT_FILE = Path(__file__).resolve().parent / "splits" / "ham10000_split.csv"
+SPLIT_FILE_IN_REPO = "training/splits/ham10000_split.csv"  # how cards name it
 SPLIT_SEED = 20181  # fixed so every evaluation of every model sees the same test images
 # 256-bit dHash (16x16). Measured on HAM10000: the 64-bit hash is too coarse for
 # lesion-centred pictures (43 of its 51 exact collisions are different lesions);
@@ -125,9 +126,7 @@ def group_images(lesion_ids: list[str], duplicate_pairs: list[tuple[int, int]]) 
 # --- the split --------------------------------------------------------------------
 
 
-def split_groups(
-    labels: list[str], groups: np.ndarray, fractions: tuple[float, float, float], seed: int
-) -> np.ndarray:
+def split_groups(labels: list[str], groups: np.ndarray, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
     """Assign 'train' / 'val' / 'test' to every image, whole groups at a time.
 
     StratifiedGroupKFold into 20 folds of ~5 % keeps every class's share in every
@@ -135,9 +134,11 @@ def split_groups(
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    n_folds = 20
-    n_test = round(fractions[2] * n_folds)
-    n_val = round(fractions[1] * n_folds)
+    # StratifiedGroupKFold needs every class to have at least one member per fold:
+    # HAM10000's rarest class (df, 115) allows all 20; tiny test datasets get fewer.
+    n_folds = min(20, int(pd.Series(labels).value_counts().min()))
+    n_test = max(1, round(fractions[2] * n_folds))
+    n_val = max(1, round(fractions[1] * n_folds))
     folds = np.empty(len(labels), dtype=int)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):

@@ -23,9 +23,7 @@ def build_mobilenet_v2(
     features computed once instead of running the frozen base every epoch; its
     trained weights are, by construction, the full model's head.
     """
-    base = keras.applications.MobileNetV2(
-        input_shape=(*input_size, 3), alpha=1.0, include_top=False, weights=weights
-    )
+    base = keras.applications.MobileNetV2(input_shape=(*input_size, 3), alpha=1.0, include_top=False, weights=weights)
     base.trainable = False
     head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
     head_dense = keras.layers.Dense(len(CLASSES), name="logits")

@@ -1,0 +1,201 @@
+"""Ship a trained run: the calibrated model, its card and its report in ``models/<version>/``.
+
+The exported model is the run's logits model with the fitted temperature and a
+softmax appended as built-in layers (logits -> Rescaling(1/T) -> Softmax), so
+``keras.saving.load_model`` needs no custom objects and every served probability
+is already calibrated. The card is validated with ``training.card.parse_card``
+before it is written, and the saved model is reloaded and checked.
+
+    python -m training.export --run training_runs/mnv2_150 --report-dir training_runs/mnv2_150/report \\
+        --version mobilenetv2-150-v1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
+from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
+from training.data import SPLIT_FILE_IN_REPO, read_split
+
+DATASET = "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), 10,015 dermatoscopic images"
+LICENCE = "CC BY-NC 4.0 (attribution, non-commercial): the shipped model is for non-commercial use"
+INPUT_DESCRIPTION = (
+    "float32 RGB pixels 0-255, shape (N, H, W, 3) with (H, W) = input_size: the picture centre-cropped "
+    "to the input's aspect ratio, then bilinear-resized (training.preprocessing.to_model_input). "
+    "Pixel scaling is inside the model."
+)
+
+
+def build_calibrated_model(logits_model, temperature: float):
+    """logits -> Rescaling(1/T) -> Softmax, on the logits model's own graph."""
+    import keras
+
+    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature_scaling")(logits_model.output)
+    probabilities = keras.layers.Softmax(name="probabilities")(scaled)
+    return keras.Model(logits_model.inputs, probabilities, name=f"{logits_model.name}_calibrated")
+
+
+def split_counts(split_file: Path | str) -> dict:
+    split = read_split(split_file)
+    counts = {
+        name: {code: int(n) for code, n in rows["dx"].value_counts().items()} for name, rows in split.groupby("split")
+    }
+    return {
+        name: {"images": sum(by_class.values()), "by_class": {code: by_class.get(code, 0) for code in CLASSES}}
+        for name, by_class in counts.items()
+    }
+
+
+def describe_architecture(recipe: dict) -> str:
+    if recipe["arch"] == "mobilenetv2":
+        return (
+            "MobileNetV2 (alpha 1.0, ImageNet weights, no top) called with training=False, "
+            f"global average pooling, dropout {recipe['dropout']}, dense 7 logits; "
+            "temperature-scaled softmax. Rescaling to [-1, 1] inside the model."
+        )
+    return "Custom CNN: five Conv2D(3x3)+max-pooling blocks, global average pooling, dense 128, dropout, dense 7"
+
+
+def make_card(version: str, run: dict, report: dict, split_file: str, created: str) -> dict:
+    """The card.json dict: how to feed the model, how to read it, how good it is, where it came from."""
+    recipe = run["recipe"]
+    model = report["model"]
+
+    def summary(entry: dict) -> dict:
+        keys = (
+            "balanced_accuracy",
+            "macro_f1",
+            "accuracy",
+            "roc_auc_macro",
+            "melanoma_recall_at_threshold",
+            "malignant_sensitivity_at_threshold",
+        )
+        return {key: entry["test"][key] for key in keys}
+
+    metrics = {
+        "how_measured": (
+            "Internal test split of HAM10000 (lesion- and duplicate-grouped, stratified by dx, never used for "
+            "any choice). Temperature fitted and malignant threshold chosen on the validation split. Top-class "
+            "metrics use the argmax; 'at_threshold' metrics flag an image when P(akiec)+P(bcc)+P(mel) >= the "
+            "threshold. ECE: top-label, 15 equal-width bins."
+        ),
+        "test": model["test"],
+        "val": model["val"],
+        "ece_before_temperature": model["test"]["ece_before_temperature"],
+        "ece_after_temperature": model["test"]["ece_after_temperature"],
+        "baselines_test": {"majority_class": summary(report["majority_baseline"])},
+    }
+    if "custom_cnn" in report:
+        metrics["baselines_test"]["custom_cnn"] = summary(report["custom_cnn"])
+
+    history = run.get("history", [])
+    return {
+        "version": version,
+        "created": created,
+        "architecture": describe_architecture(recipe),
+        "keras_version": run.get("hardware", {}).get("keras", ""),
+        "classes": list(CLASSES),
+        "class_names": {code: FULL_NAMES[code] for code in CLASSES},
+        "malignant_classes": sorted(MALIGNANT_CLASSES),
+        "input_size": [int(s) for s in recipe["input_size"]],
+        "input": INPUT_DESCRIPTION,
+        "output": "(N, 7) calibrated probabilities in 'classes' order, summing to 1",
+        "thresholds": {"malignant": model["malignant_threshold"]},
+        "malignant_threshold": model["malignant_threshold"],
+        "threshold_rule": (
+            "flag as possibly malignant when P(akiec)+P(bcc)+P(mel) >= thresholds.malignant; chosen on the "
+            "validation split as the highest value with >= 90 % sensitivity to akiec+bcc+mel"
+        ),
+        "temperature": model["temperature"],
+        "calibration": "temperature scaling built into the model",
+        "metrics": metrics,
+        "trained_on": {
+            "dataset": DATASET,
+            "licence": LICENCE,
+            "split_file": str(split_file),
+            "split": "train/val/test ~70/15/15, stratified by dx, grouped by lesion_id and by near-duplicate "
+            "pictures (256-bit dHash, <= 10 bits), seed in training/data.py",
+            "counts": split_counts(split_file),
+        },
+        "recipe": {
+            **recipe,
+            "imbalance_handling": f"class-weighted loss ('{run['imbalance']}')",
+            "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
+            "class_weights": run.get("class_weights"),
+            "augmentation": "random flips (both axes), rotation (any angle), shifts 10 %, zoom 15 % - training only",
+            "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
+            "best_epoch": run.get("best_epoch"),
+            "epochs_run": run.get("epochs_run"),
+            "head_epochs_run": sum(1 for e in history if e["phase"] == "head"),
+            "fine_tuned_layers": run.get("fine_tuned_layers"),
+            "train_minutes": round(run["train_seconds"] / 60, 1),
+            "hardware": run.get("hardware"),
+        },
+        "intended_use": (
+            "Research and education: triage support on dermatoscopic images of pigmented skin lesions. "
+            "Not a medical device and not for diagnosis. See docs/MODEL_CARD.md."
+        ),
+    }
+
+
+def check_export(version_dir: Path, logits_model, temperature: float, input_size: tuple[int, int]) -> None:
+    """Reload with plain load_model and compare with softmax(logits / T) on random pixels."""
+    import keras
+
+    from training.calibrate import softmax
+
+    reloaded = keras.saving.load_model(version_dir / MODEL_FILENAME)
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, *input_size, 3)).astype(np.float32)
+    probabilities = np.asarray(reloaded(pixels, training=False))
+    expected = softmax(np.asarray(logits_model(pixels, training=False)), temperature)
+    if probabilities.shape != (4, len(CLASSES)) or not np.allclose(probabilities, expected, atol=1e-4):
+        raise RuntimeError(f"{version_dir}: the reloaded model does not reproduce the calibrated outputs")
+
+
+def export(run_dir: Path, report_dir: Path, version: str, models_dir: Path, split_file: str) -> Path:
+    import keras
+
+    from training.evaluate import METRICS_FILENAME
+    from training.train import LOGITS_MODEL_FILENAME, RUN_FILENAME
+
+    run = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))
+    report = json.loads((report_dir / METRICS_FILENAME).read_text(encoding="utf-8"))
+    card = make_card(version, run, report, split_file, dt.date.today().isoformat())
+    parse_card(card)  # fail before writing anything
+
+    logits_model = keras.saving.load_model(run_dir / LOGITS_MODEL_FILENAME)
+    calibrated = build_calibrated_model(logits_model, report["model"]["temperature"])
+    version_dir = models_dir / version
+    version_dir.mkdir(parents=True, exist_ok=True)
+    calibrated.save(version_dir / MODEL_FILENAME)
+    if report_dir.resolve() != (version_dir / "report").resolve():
+        shutil.copytree(report_dir, version_dir / "report", dirs_exist_ok=True)
+    write_card(version_dir, card)
+    check_export(version_dir, logits_model, report["model"]["temperature"], tuple(card["input_size"]))
+    return version_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export a trained, evaluated run as a model version.")
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--report-dir", help="default: <run>/report")
+    parser.add_argument("--version", required=True, help="e.g. mobilenetv2-150-v1")
+    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--split-file", default=SPLIT_FILE_IN_REPO, help="as recorded in the card")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run)
+    report_dir = Path(args.report_dir) if args.report_dir else run_dir / "report"
+    version_dir = export(run_dir, report_dir, args.version, Path(args.models_dir), args.split_file)
+    size_mb = (version_dir / MODEL_FILENAME).stat().st_size / 1e6
+    print(f"exported {version_dir} ({MODEL_FILENAME} {size_mb:.1f} MB, {CARD_FILENAME} valid)")
+
+
+if __name__ == "__main__":
+    main()
