@@ -1,0 +1,52 @@
+"""docker-compose.yml cannot be run here (no Docker engine), so its shape is checked by parsing it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+def test_it_has_web_worker_redis_and_postgres(compose):
+    assert {"web", "worker", "redis", "db"} <= set(compose["services"])
+
+
+def test_every_service_has_a_healthcheck(compose):
+    for name, service in compose["services"].items():
+        assert "test" in service.get("healthcheck", {}), name
+
+
+def test_web_runs_gunicorn_and_the_worker_consumes_the_inference_queue(compose):
+    services = compose["services"]
+    assert "gunicorn lesionsite.wsgi" in services["web"]["command"]
+    assert "-Q inference" in services["worker"]["command"]
+    # Scaling with --scale worker=N needs no fixed container name or host port.
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+
+
+def test_web_and_worker_share_the_database_broker_and_volumes(compose):
+    web, worker = compose["services"]["web"], compose["services"]["worker"]
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "MODEL_ROOT"):
+        assert web["environment"][key] == worker["environment"][key], key
+    assert web["environment"]["DATABASE_URL"].startswith("postgres://")
+    assert "@db:5432/" in web["environment"]["DATABASE_URL"]
+    assert web["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:6379")
+    assert set(web["volumes"]) == set(worker["volumes"])
+    named = {mount.split(":")[0] for mount in web["volumes"]}
+    assert named <= set(compose["volumes"])
+
+
+def test_the_secret_key_must_be_given(compose):
+    assert compose["services"]["web"]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
+def test_the_image_it_builds_exists(compose):
+    assert compose["services"]["web"]["build"] == "."
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "requirements.txt" in dockerfile and "FROM python:3.11" in dockerfile

@@ -1,0 +1,121 @@
+"""The whole pipeline on the tiny dataset: train, evaluate, export, reload, predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training.card import parse_card, read_card
+from training.classes import CLASSES
+from training.data import image_path, one_hot
+from training.preprocessing import load_model_input
+
+INPUT_SIZE = (32, 32)  # the smallest MobileNetV2 accepts: keeps the run to seconds
+
+
+@pytest.fixture(scope="module")
+def shipped(tiny_dataset, tiny_split, tmp_path_factory):
+    """One short MobileNetV2 run and one custom-CNN run, evaluated and exported."""
+    from training.evaluate import evaluate_runs, write_report
+    from training.export import export
+    from training.train import Recipe, train
+
+    data_dir = tiny_dataset["data_dir"]
+    root = tmp_path_factory.mktemp("runs")
+    messages: list[str] = []
+    common = dict(input_size=INPUT_SIZE, batch_size=8, head_epochs=2, fine_tune_epochs=1, cnn_epochs=1)
+    recipe = Recipe(arch="mobilenetv2", fine_tune_from="block_16_expand", **common)
+    train(recipe, str(data_dir), str(tiny_split["path"]), None, None, root / "mnv2", messages.append)
+    train(Recipe(arch="cnn", **common), str(data_dir), str(tiny_split["path"]), None, None, root / "cnn", messages.append)
+
+    report = evaluate_runs(root / "mnv2", root / "cnn", str(data_dir), str(tiny_split["path"]), None)
+    write_report(report, root / "mnv2", root / "cnn", root / "report")
+    version_dir = export(root / "mnv2", root / "report", "tiny-test-v1", root / "models", str(tiny_split["path"]))
+    return {"version_dir": version_dir, "report": report, "messages": messages, "run_dir": root / "mnv2"}
+
+
+@pytest.fixture(scope="module")
+def exported_model(shipped):
+    import keras
+
+    return keras.saving.load_model(shipped["version_dir"] / "model.keras")
+
+
+@pytest.fixture(scope="module")
+def some_inputs(tiny_dataset):
+    ids = tiny_dataset["metadata"]["image_id"][:5]
+    return np.stack([load_model_input(image_path(tiny_dataset["data_dir"], i), INPUT_SIZE) for i in ids])
+
+
+def test_training_logs_every_epoch_and_saves_a_run_record(shipped):
+    run = json.loads((shipped["run_dir"] / "run.json").read_text())
+    assert [entry["phase"] for entry in run["history"]] == ["head", "head", "fine_tune"]
+    assert run["imbalance"] in ("none", "sqrt", "balanced")
+    assert set(run["imbalance_comparison_val_balanced_accuracy"]) == {"none", "sqrt", "balanced"}
+    assert any('"phase": "cnn"' in message for message in shipped["messages"])
+
+
+def test_the_exported_model_reloads_with_plain_load_model(exported_model):
+    layer_types = {type(layer).__name__ for layer in exported_model.layers}
+    assert "Softmax" in layer_types and "Rescaling" in layer_types
+
+
+def test_predictions_are_n_by_7_probabilities_that_sum_to_one(exported_model, some_inputs):
+    probabilities = np.asarray(exported_model(some_inputs))
+    assert probabilities.shape == (len(some_inputs), len(CLASSES))
+    assert (probabilities >= 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_augmentation_is_off_at_inference(exported_model, some_inputs):
+    first = np.asarray(exported_model(some_inputs, training=False))
+    second = np.asarray(exported_model.predict(some_inputs, verbose=0))
+    np.testing.assert_allclose(first, second, atol=1e-6)
+    assert not any(type(layer).__name__.startswith("Random") for layer in exported_model.layers)
+
+
+def test_augmentation_changes_pictures_in_training_only():
+    from training.augment import make_augmentation
+
+    augmentation = make_augmentation(seed=3)
+    pictures = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(augmentation(pictures, training=False)), pictures)
+    assert not np.allclose(np.asarray(augmentation(pictures, training=True)), pictures)
+
+
+def test_the_card_passes_parse_card_and_lists_the_output_order(shipped):
+    card = read_card(shipped["version_dir"])
+    raw = json.loads((shipped["version_dir"] / "card.json").read_text())
+    assert parse_card(raw) == card
+    assert card.classes == CLASSES
+    assert card.input_size == INPUT_SIZE
+    assert 0.0 <= card.malignant_threshold <= 1.0
+    assert raw["calibration"] == "temperature scaling built into the model" and raw["temperature"] > 0
+    for key in ("created", "architecture", "metrics", "trained_on", "recipe", "input"):
+        assert key in raw
+    assert raw["trained_on"]["licence"].startswith("CC BY-NC 4.0")
+
+
+def test_output_columns_follow_the_card_and_the_training_labels(shipped, exported_model, some_inputs):
+    """Column i of the output is the class the training labels encoded as i, which is card.classes[i]."""
+    import keras
+
+    card = read_card(shipped["version_dir"])
+    for code in CLASSES:
+        assert one_hot([code]).argmax() == card.classes.index(code)
+    logits_model = keras.saving.load_model(shipped["run_dir"] / "model_logits.keras")
+    temperature = card.raw["temperature"]
+    logits = np.asarray(logits_model(some_inputs))
+    expected = np.exp(logits / temperature) / np.exp(logits / temperature).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(exported_model(some_inputs)), expected, atol=1e-5)
+
+
+def test_the_report_scores_both_models_and_the_majority_baseline(shipped):
+    report = shipped["report"]
+    for entry in (report["model"], report["custom_cnn"], report["majority_baseline"]):
+        assert 0.0 <= entry["test"]["balanced_accuracy"] <= 1.0
+    files = {path.name for path in (shipped["version_dir"] / "report").iterdir()}
+    assert {"metrics.json", "confusion_matrix.json", "confusion_matrix.png", "training_curves.png"} <= files
+    assert {"custom_cnn_metrics.json", "majority_baseline.json"} <= files
