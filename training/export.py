@@ -39,7 +39,7 @@ def build_calibrated_model(logits_model, temperature: float):
 
     scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature_scaling")(logits_model.output)
     probabilities = keras.layers.Softmax(name="probabilities")(scaled)
-    return keras.Model(logits_model.inputs, probabilities, name=f"{logits_model.name}_calibrated")
+    return keras.Model(logits_model.input, probabilities, name=f"{logits_model.name}_calibrated")
 
 
 def split_counts(split_file: Path | str) -> dict:

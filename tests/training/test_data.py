@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from tests.training.conftest import EXACT_COPY, NEAR_COPY
 from training.classes import CLASSES
 from training.data import (
     DEFAULT_SPLIT_FILE,
@@ -21,7 +22,6 @@ from training.data import (
     read_metadata,
 )
 from training.preprocessing import load_model_input
-from tests.training.conftest import EXACT_COPY, NEAR_COPY
 
 
 def _split_of(table: pd.DataFrame, image_id: str) -> str:
@@ -87,18 +87,21 @@ def test_cached_images_are_the_serving_preprocessing(tiny_dataset, tmp_path):
     images = load_images(data_dir, ids, (32, 32), cache_dir=tmp_path)
     again = load_images(data_dir, ids, (32, 32), cache_dir=tmp_path)  # from the cache
     served = load_model_input(image_path(data_dir, ids[1]), (32, 32))
-    assert images.dtype == np.uint8 and images.shape == (2, 32, 32, 3)
+    assert images.dtype == np.uint8
+    assert images.shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(images, again)
     np.testing.assert_array_equal(images[1], np.rint(served).astype(np.uint8))
 
 
 def test_the_committed_split_groups_lesions_and_holds_every_class_in_every_split():
     split = pd.read_csv(DEFAULT_SPLIT_FILE)
-    assert len(split) == 10015 and split["image_id"].is_unique
+    assert len(split) == 10015
+    assert split["image_id"].is_unique
     assert (split.groupby("lesion_id")["split"].nunique() == 1).all()
     assert (split.groupby("group")["split"].nunique() == 1).all()
     shares = split["split"].value_counts(normalize=True)
-    assert abs(shares["train"] - 0.70) < 0.02 and abs(shares["test"] - 0.15) < 0.02
+    assert abs(shares["train"] - 0.70) < 0.02
+    assert abs(shares["test"] - 0.15) < 0.02
     for name in SPLITS:
         assert set(split.loc[split["split"] == name, "dx"]) == set(CLASSES)
     assert Path(DEFAULT_SPLIT_FILE).stat().st_size < 1_000_000  # ids only, never the data

@@ -59,7 +59,8 @@ def test_training_logs_every_epoch_and_saves_a_run_record(shipped):
 
 def test_the_exported_model_reloads_with_plain_load_model(exported_model):
     layer_types = {type(layer).__name__ for layer in exported_model.layers}
-    assert "Softmax" in layer_types and "Rescaling" in layer_types
+    assert "Softmax" in layer_types
+    assert "Rescaling" in layer_types
 
 
 def test_predictions_are_n_by_7_probabilities_that_sum_to_one(exported_model, some_inputs):
@@ -92,7 +93,8 @@ def test_the_card_passes_parse_card_and_lists_the_output_order(shipped):
     assert card.classes == CLASSES
     assert card.input_size == INPUT_SIZE
     assert 0.0 <= card.malignant_threshold <= 1.0
-    assert raw["calibration"] == "temperature scaling built into the model" and raw["temperature"] > 0
+    assert raw["calibration"] == "temperature scaling built into the model"
+    assert raw["temperature"] > 0
     for key in ("created", "architecture", "metrics", "trained_on", "recipe", "input"):
         assert key in raw
     assert raw["trained_on"]["licence"].startswith("CC BY-NC 4.0")

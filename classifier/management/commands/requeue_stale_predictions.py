@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from classifier.sweeper import requeue_stale_predictions
+
+
+class Command(BaseCommand):
+    help = "Re-enqueue predictions stuck in 'queued' or 'running' (broker outage, killed worker)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queued-for", type=float, default=120.0, help="Seconds queued before re-sending.")
+        parser.add_argument(
+            "--running-for",
+            type=float,
+            default=settings.CELERY_TASK_TIME_LIMIT + 60,
+            help="Seconds running before re-sending (default: the hard time limit plus a minute).",
+        )
+
+    def handle(self, *args, queued_for: float, running_for: float, **options):
+        ids = requeue_stale_predictions(queued_for, running_for)
+        self.stdout.write(f"Re-enqueued {len(ids)} predictions.")
