@@ -56,9 +56,7 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["-registered_at", "-id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version"
-            )
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version")
         ]
 
     def __str__(self) -> str:
@@ -112,9 +110,7 @@ class LesionImage(models.Model):
     """A dermatoscopic image as stored: re-encoded RGB pixels with no metadata."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
-    batch = models.ForeignKey(
-        UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
-    )
+    batch = models.ForeignKey(UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="images")
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the bytes as uploaded.")
     file = models.FileField(upload_to=image_upload_path, max_length=255)
     original_filename = models.CharField(max_length=255, blank=True)
@@ -210,9 +206,7 @@ class Prediction(models.Model):
                 attempts=models.F("attempts") + 1,
             )
             return list(
-                cls.objects.filter(id__in=ids, status=cls.Status.RUNNING, task_id=task_id).values_list(
-                    "id", flat=True
-                )
+                cls.objects.filter(id__in=ids, status=cls.Status.RUNNING, task_id=task_id).values_list("id", flat=True)
             )
 
     def mark_done(

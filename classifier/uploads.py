@@ -64,7 +64,9 @@ def validate_files(files) -> list[tuple[str, CleanImage]]:
     return [(display_name(f.name or ""), clean_upload(f, limits, filename=display_name(f.name or ""))) for f in files]
 
 
-def store_uploads(owner, files, age=None, sex: str = "", site: str = "") -> tuple[UploadBatch | None, list[StoredUpload]]:
+def store_uploads(
+    owner, files, age=None, sex: str = "", site: str = ""
+) -> tuple[UploadBatch | None, list[StoredUpload]]:
     """Validate, then store every file with a queued prediction, in one transaction.
 
     Raises ImageRejected or UploadRejected before anything is written. If

@@ -39,9 +39,7 @@ def upload(request):
 @login_required
 def prediction_detail(request, pk: int):
     prediction = get_object_or_404(visible_predictions(request.user), pk=pk)
-    classes = [
-        {"code": code, "name": FULL_NAMES[code], "malignant": code in MALIGNANT_CLASSES} for code in CLASSES
-    ]
+    classes = [{"code": code, "name": FULL_NAMES[code], "malignant": code in MALIGNANT_CLASSES} for code in CLASSES]
     return render(request, "classifier/prediction.html", {"prediction": prediction, "classes": classes})
 
 

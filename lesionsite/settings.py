@@ -156,8 +156,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "lesionsite API",
     "DESCRIPTION": (
-        "Upload dermatoscopic images and read the lesion classifier's predictions. "
-        "A research tool, not a diagnosis."
+        "Upload dermatoscopic images and read the lesion classifier's predictions. A research tool, not a diagnosis."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

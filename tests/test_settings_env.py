@@ -6,7 +6,9 @@ from django.core.exceptions import ImproperlyConfigured
 from lesionsite.env import envbool, envint, envlist
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("TRUE", True), ("0", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1", True), ("yes", True), ("TRUE", True), ("0", False), ("off", False)]
+)
 def test_envbool_reads_common_spellings(monkeypatch, raw, expected):
     monkeypatch.setenv("FLAG", raw)
     assert envbool("FLAG", not expected) is expected

@@ -204,7 +204,7 @@ def test_a_storage_failure_midway_leaves_no_orphan_file_or_row(owner_api, monkey
         return real_create(**kwargs)
 
     monkeypatch.setattr(uploads.Prediction.objects, "create", fail_on_second)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         post(owner_api, upload("a.png", seed=1), upload("b.png", seed=2))
 
     assert_nothing_stored()

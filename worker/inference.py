@@ -75,7 +75,9 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
 
 def fail_predictions(prediction_ids: list[int], task_id: str, message: str) -> None:
     """Record a failure on the rows this task holds (a timeout, an unexpected error)."""
-    for prediction in Prediction.objects.filter(id__in=prediction_ids, status=Prediction.Status.RUNNING, task_id=task_id):
+    for prediction in Prediction.objects.filter(
+        id__in=prediction_ids, status=Prediction.Status.RUNNING, task_id=task_id
+    ):
         prediction.mark_failed(message)
 
 

@@ -21,7 +21,9 @@ class PredictionSerializer(serializers.ModelSerializer):
     image = serializers.HyperlinkedRelatedField(view_name="api:image-detail", read_only=True)
     image_id = serializers.IntegerField(source="image.id", read_only=True)
     model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    malignant_threshold = serializers.FloatField(source="model_version.malignant_threshold", read_only=True, default=None)
+    malignant_threshold = serializers.FloatField(
+        source="model_version.malignant_threshold", read_only=True, default=None
+    )
     top_class_name = serializers.CharField(read_only=True)
     probabilities = serializers.SerializerMethodField()
     queue_seconds = serializers.FloatField(read_only=True)

@@ -27,12 +27,13 @@ def shipped(tiny_dataset, tiny_split, tmp_path_factory):
     messages: list[str] = []
     common = dict(input_size=INPUT_SIZE, batch_size=8, head_epochs=2, fine_tune_epochs=1, cnn_epochs=1)
     recipe = Recipe(arch="mobilenetv2", fine_tune_from="block_16_expand", **common)
-    train(recipe, str(data_dir), str(tiny_split["path"]), None, None, root / "mnv2", messages.append)
-    train(Recipe(arch="cnn", **common), str(data_dir), str(tiny_split["path"]), None, None, root / "cnn", messages.append)
+    split_file = str(tiny_split["path"])
+    train(recipe, str(data_dir), split_file, None, None, root / "mnv2", messages.append)
+    train(Recipe(arch="cnn", **common), str(data_dir), split_file, None, None, root / "cnn", messages.append)
 
-    report = evaluate_runs(root / "mnv2", root / "cnn", str(data_dir), str(tiny_split["path"]), None)
+    report = evaluate_runs(root / "mnv2", root / "cnn", str(data_dir), split_file, None)
     write_report(report, root / "mnv2", root / "cnn", root / "report")
-    version_dir = export(root / "mnv2", root / "report", "tiny-test-v1", root / "models", str(tiny_split["path"]))
+    version_dir = export(root / "mnv2", root / "report", "tiny-test-v1", root / "models", split_file)
     return {"version_dir": version_dir, "report": report, "messages": messages, "run_dir": root / "mnv2"}
 
 

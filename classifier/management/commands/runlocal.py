@@ -36,8 +36,22 @@ class Command(BaseCommand):
             python = sys.executable
             children.append(
                 subprocess.Popen(
-                    [python, "-m", "celery", "-A", "lesionsite", "worker", "-Q", "inference",
-                     "--concurrency", str(workers), "--loglevel", "INFO", "-n", "inference@%h"]
+                    [
+                        python,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "lesionsite",
+                        "worker",
+                        "-Q",
+                        "inference",
+                        "--concurrency",
+                        str(workers),
+                        "--loglevel",
+                        "INFO",
+                        "-n",
+                        "inference@%h",
+                    ]
                 )
             )
             children.append(subprocess.Popen([python, "manage.py", "runserver", addrport, "--noreload"]))
@@ -56,7 +70,6 @@ class Command(BaseCommand):
                 if child.poll() is not None:
                     raise CommandError(f"{' '.join(map(str, child.args[:3]))} exited with code {child.returncode}")
             time.sleep(0.5)
-
 
 
 def _raise_keyboard_interrupt(signum, frame):
