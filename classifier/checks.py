@@ -23,7 +23,7 @@ def check_model_root(app_configs=None, **kwargs) -> list:
             )
         ]
     problems = []
-    folders = [child for child in sorted(root.iterdir()) if child.is_dir() and not child.name.startswith(".")]
+    folders = [child for child in sorted(root.iterdir()) if child.is_dir() and not child.name.startswith((".", "_"))]
     usable = 0
     for folder in folders:
         if not (folder / MODEL_FILENAME).is_file():

@@ -174,6 +174,10 @@ class Prediction(models.Model):
         return self.status in (self.Status.DONE, self.Status.FAILED)
 
     @property
+    def top_class_or_none(self) -> str | None:
+        return self.top_class or None
+
+    @property
     def top_class_name(self) -> str:
         return FULL_NAMES.get(self.top_class, "")
 

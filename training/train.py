@@ -229,7 +229,7 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
     )
     phase = "fine_tune" if recipe.arch == "mobilenetv2" else "cnn"
     tracker = make_validation_tracker(val_images.astype(np.float32), val_labels, deadline, phase, log)
-    model.fit(dataset, epochs=epochs, callbacks=[tracker], verbose=0)
+    model.fit(dataset, epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)  # shuffled in tf.data
     model.set_weights(tracker.best_weights)
     return tracker
 

@@ -17,6 +17,7 @@ class PredictionSummarySerializer(serializers.ModelSerializer):
 
 
 class PredictionSerializer(serializers.ModelSerializer):
+    top_class = serializers.CharField(read_only=True, allow_null=True, source="top_class_or_none")
     url = serializers.HyperlinkedIdentityField(view_name="api:prediction-detail")
     image = serializers.HyperlinkedRelatedField(view_name="api:image-detail", read_only=True)
     image_id = serializers.IntegerField(source="image.id", read_only=True)

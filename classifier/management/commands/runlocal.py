@@ -63,7 +63,9 @@ class Command(BaseCommand):
             stop(children)
 
     def _wait(self, children: list[subprocess.Popen]) -> None:
-        # SIGTERM (e.g. from a process manager) stops everything too, like Ctrl-C.
+        # Ctrl-C, and SIGTERM from a process manager, stop everything. SIGINT is set
+        # explicitly: a shell starting us in the background would have it ignored.
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         while True:
             for child in children:
