@@ -97,3 +97,16 @@ def test_an_unloadable_model_fails_predictions_with_the_reason(owner, settings, 
     prediction.refresh_from_db()
     assert prediction.status == "failed"
     assert "broken-v1 could not be loaded" in prediction.error
+
+
+def test_the_model_is_loaded_once_per_process_and_reloaded_when_the_version_changes(tmp_path):
+    from tests.tiny_model import save_tiny_version
+    from worker.model_cache import get_model
+
+    save_tiny_version(tmp_path, "cache-v1", seed=1)
+    save_tiny_version(tmp_path, "cache-v2", seed=2)
+
+    first = get_model("cache-v1", tmp_path / "cache-v1")
+    assert get_model("cache-v1", tmp_path / "cache-v1") is first
+    second = get_model("cache-v2", tmp_path / "cache-v2")
+    assert second is not first and second.version == "cache-v2"
