@@ -40,6 +40,15 @@ SITE_CHOICES = [
 ]
 
 
+# How a diagnosis was confirmed; the codes are HAM10000's `dx_type`.
+METHOD_CHOICES = [
+    ("histo", "Histopathology"),
+    ("follow_up", "Follow-up"),
+    ("consensus", "Expert consensus"),
+    ("confocal", "Confocal microscopy"),
+]
+
+
 class ModelVersion(models.Model):
     """A trained model on disk under MODEL_ROOT, with its card. At most one is active."""
 
@@ -121,6 +130,17 @@ class LesionImage(models.Model):
     sex = models.CharField(max_length=8, choices=SEX_CHOICES, blank=True)
     site = models.CharField(max_length=32, choices=SITE_CHOICES, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The confirmed diagnosis, set by an admin; labelled images are training data.
+    lesion_id = models.CharField(
+        max_length=64, blank=True, help_text="Images of the same lesion share it; splits keep them together."
+    )
+    diagnosis = models.CharField(max_length=8, choices=CLASS_CHOICES, blank=True, db_index=True)
+    diagnosis_method = models.CharField(max_length=16, choices=METHOD_CHOICES, blank=True)
+    diagnosis_note = models.TextField(blank=True)
+    labelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -128,6 +148,20 @@ class LesionImage(models.Model):
 
     def __str__(self) -> str:
         return self.original_filename or f"Image {self.pk}"
+
+    @property
+    def is_labelled(self) -> bool:
+        return bool(self.diagnosis)
+
+    def set_label(self, diagnosis: str, method: str, note: str, by) -> None:
+        """Record the confirmed diagnosis, who confirmed it and when."""
+        if diagnosis not in dict(CLASS_CHOICES):
+            raise ValueError(f"unknown diagnosis {diagnosis!r}")
+        if method not in dict(METHOD_CHOICES):
+            raise ValueError(f"unknown confirmation method {method!r}")
+        self.diagnosis, self.diagnosis_method, self.diagnosis_note = diagnosis, method, note
+        self.labelled_by, self.labelled_at = by, timezone.now()
+        self.save(update_fields=["diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"])
 
     def latest_prediction(self) -> Prediction | None:
         return self.predictions.order_by("-created_at", "-id").first()
@@ -242,3 +276,12 @@ class Prediction(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
         return bool(updated)
+
+
+class UnlabelledImage(LesionImage):
+    """The labelling queue in the admin: the same rows, listed by how unsure the model is."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "labelling queue entry"
+        verbose_name_plural = "labelling queue"

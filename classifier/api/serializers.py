@@ -4,7 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.models import SEX_CHOICES, SITE_CHOICES, LesionImage, Prediction
+from classifier.models import CLASS_CHOICES, METHOD_CHOICES, SEX_CHOICES, SITE_CHOICES, LesionImage, Prediction
 from training.classes import CLASSES
 
 
@@ -89,6 +89,8 @@ class ImageSerializer(serializers.ModelSerializer):
             "site",
             "batch",
             "created_at",
+            "diagnosis",
+            "diagnosis_method",
             "file_url",
             "prediction",
         ]
@@ -130,3 +132,20 @@ class UploadErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     file = serializers.CharField(required=False)
+
+
+class LabelSerializer(serializers.Serializer):
+    """POST /api/v1/images/{id}/label/ (admins): the confirmed diagnosis and how it was confirmed."""
+
+    diagnosis = serializers.ChoiceField(choices=CLASS_CHOICES)
+    method = serializers.ChoiceField(choices=METHOD_CHOICES)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class LabelledImageSerializer(serializers.ModelSerializer):
+    labelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = LesionImage
+        fields = ["id", "diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"]
+        read_only_fields = fields

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from classifier.api.filters import PredictionFilter
 from classifier.api.serializers import (
     ImageSerializer,
+    LabelledImageSerializer,
+    LabelSerializer,
     PredictionSerializer,
     UploadErrorSerializer,
     UploadResultSerializer,
@@ -63,6 +67,17 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         ).data
         any_created = any(item.created for item in stored)
         return Response(body, status=status.HTTP_201_CREATED if any_created else status.HTTP_200_OK)
+
+    @extend_schema(request=LabelSerializer, responses={200: LabelledImageSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser], parser_classes=[JSONParser, FormParser])
+    def label(self, request, pk=None):
+        """Admins: set the image's confirmed diagnosis (one of the seven classes) and how it was confirmed."""
+        image = self.get_object()
+        form = LabelSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        image.set_label(data["diagnosis"], data["method"], data["note"], by=request.user)
+        return Response(LabelledImageSerializer(image).data)
 
 
 class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
