@@ -285,3 +285,92 @@ class UnlabelledImage(LesionImage):
         proxy = True
         verbose_name = "labelling queue entry"
         verbose_name_plural = "labelling queue"
+
+
+class TrainingJob(models.Model):
+    """A retraining run on the `training` queue: from labelled images to a candidate model version."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class StartFrom(models.TextChoices):
+        ACTIVE = "active", "The active model version"
+        IMAGENET = "imagenet", "ImageNet weights (a fresh MobileNetV2)"
+
+    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING)
+    LOG_LINES_KEPT = 40
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="training_jobs"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    start_from = models.CharField(max_length=10, choices=StartFrom.choices, default=StartFrom.ACTIVE)
+    epochs = models.PositiveSmallIntegerField(default=3)
+    epoch = models.PositiveSmallIntegerField(default=0, help_text="Epochs finished so far.")
+    progress = models.FloatField(default=0.0, help_text="Percent done.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Live per-epoch metrics, then the evaluation.")
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    task_id = models.CharField(max_length=64, blank=True)
+    base_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The active version when the job started: what the result is compared with.",
+    )  # fmt: skip
+    result_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs"
+    )
+    gate = models.JSONField(default=dict, blank=True, help_text="The quality gate's decision and reasons.")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Training job {self.pk} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    def claim(self, task_id: str) -> bool:
+        """queued → running for this task; False if it was cancelled or taken meanwhile."""
+        claimed = TrainingJob.objects.filter(pk=self.pk, status=self.Status.QUEUED, cancel_requested=False).update(
+            status=self.Status.RUNNING, task_id=task_id, started_at=timezone.now()
+        )
+        self.refresh_from_db()
+        return bool(claimed)
+
+    def request_cancel(self) -> None:
+        """A queued job is cancelled at once; a running one stops at its next progress report."""
+        TrainingJob.objects.filter(pk=self.pk, status__in=self.OPEN_STATUSES).update(cancel_requested=True)
+        TrainingJob.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.CANCELLED, finished_at=timezone.now(), error="Cancelled before it started."
+        )
+        self.refresh_from_db()
+
+    def cancel_was_requested(self) -> bool:
+        return TrainingJob.objects.filter(pk=self.pk, cancel_requested=True).exists()
+
+    def log(self, line: str) -> None:
+        stamped = f"{timezone.now():%H:%M:%S} {line}"
+        lines = (self.log_tail.splitlines() + [stamped])[-self.LOG_LINES_KEPT :]
+        self.log_tail = "\n".join(lines)
+        TrainingJob.objects.filter(pk=self.pk).update(log_tail=self.log_tail)
+
+    def report_progress(self, epoch: int, progress: float, metrics: dict) -> None:
+        self.epoch, self.progress, self.metrics = epoch, round(progress, 1), metrics
+        TrainingJob.objects.filter(pk=self.pk).update(epoch=epoch, progress=self.progress, metrics=metrics)
+
+    def finish(self, status: str, **fields) -> None:
+        fields.update(status=status, finished_at=timezone.now())
+        if status == self.Status.SUCCEEDED:
+            fields["progress"] = 100.0
+        TrainingJob.objects.filter(pk=self.pk).update(**fields)
+        self.refresh_from_db()

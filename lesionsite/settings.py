@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from lesionsite.env import envbool, envint, envlist, envstr
+from lesionsite.env import envbool, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("LESIONSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -119,7 +119,11 @@ CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # results live on Prediction rows, not in a result backend
-CELERY_TASK_ROUTES = {"worker.tasks.predict": {"queue": "inference"}}
+# Retraining has its own queue and worker, so inference is never starved by it.
+CELERY_TASK_ROUTES = {
+    "worker.tasks.predict": {"queue": "inference"},
+    "worker.tasks.retrain": {"queue": "training"},
+}
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 # A task is acknowledged only after it ran, and redelivered if its process dies:
 # predict() claims rows idempotently, so running twice is harmless.
@@ -141,6 +145,17 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 INFERENCE_BATCH_SIZE = envint("INFERENCE_BATCH_SIZE", 32, minimum=1)  # one compiled call per 32 images
 # TensorFlow threads per worker process; 0 lets TensorFlow use every core.
 INFERENCE_THREADS = envint("INFERENCE_THREADS", 0, minimum=0)
+
+# --- Retraining and the quality gate.
+# A new version is activated automatically only if its balanced accuracy on the
+# held-out images is at most this far below the active version's...
+TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP = envfloat("TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP", 0.02, 0.0, 1.0)
+# ...and its melanoma recall at its own threshold is at least this.
+TRAINING_GATE_MIN_MELANOMA_RECALL = envfloat("TRAINING_GATE_MIN_MELANOMA_RECALL", 0.80, 0.0, 1.0)
+# "imagenet" downloads the weights; offline, give the .h5 file's path.
+TRAINING_IMAGENET_WEIGHTS = envstr("TRAINING_IMAGENET_WEIGHTS", "imagenet")
+TRAINING_MAX_EPOCHS = envint("TRAINING_MAX_EPOCHS", 50, minimum=1)
+TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", 4 * 3600, minimum=60)
 
 # --- REST API.
 REST_FRAMEWORK = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -97,8 +98,10 @@ def active_tiny_model(db, settings, tiny_model_root):
     from classifier.registry import register_model_versions
 
     settings.MODEL_ROOT = tiny_model_root
-    register_model_versions(tiny_model_root)
-    return ModelVersion.objects.get(name="tiny-v1")
+    register_model_versions(tiny_model_root)  # may also find versions a retraining test wrote there
+    version = ModelVersion.objects.get(name="tiny-v1")
+    version.activate()
+    return version
 
 
 # --- A real Celery worker process, for integration tests.
@@ -121,7 +124,27 @@ def database_url(settings_dict: dict) -> str:
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_path_factory):
-    """Start `celery worker -Q inference` as a separate process against the test database."""
+    """`celery worker -Q inference` as a separate process against the test database."""
+    with _worker_process("inference", django_db_blocker, tiny_model_root, tmp_path_factory) as worker:
+        yield worker
+
+
+# The gate settings the training worker runs with: permissive, so a job on tiny
+# random data activates its result; tests of a refusing gate call the job in-process.
+TRAINING_WORKER_GATE = {"TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP": "1.0", "TRAINING_GATE_MIN_MELANOMA_RECALL": "0.0"}
+
+
+@pytest.fixture(scope="session")
+def training_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_path_factory):
+    """`celery worker -Q training --concurrency 1`, as the README's run command starts it."""
+    with _worker_process(
+        "training", django_db_blocker, tiny_model_root, tmp_path_factory, extra_env=TRAINING_WORKER_GATE
+    ) as worker:
+        yield worker
+
+
+@contextlib.contextmanager
+def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extra_env=None):
     from django.db import connection
 
     from lesionsite.celery import app
@@ -129,20 +152,22 @@ def celery_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_path_
     app.conf.broker_url = TEST_BROKER_URL
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
-    app.control.purge()  # drop tasks a previous, interrupted run left behind
+    with app.connection_for_write() as conn:  # drop tasks an interrupted run left in this queue
+        conn.default_channel.queue_purge(queue)
 
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    log_path = tmp_path_factory.mktemp(f"{queue}-worker") / "worker.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "lesionsite.settings",
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": TEST_BROKER_URL,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "MODEL_ROOT": str(tiny_model_root),
+        "MODEL_ROOT": str(model_root),
         "INFERENCE_THREADS": "1",
+        **(extra_env or {}),
     }
-    node = f"test-inference-{os.getpid()}@localhost"
-    command = [sys.executable, "-m", "celery", "-A", "lesionsite", "worker", "-Q", "inference",
+    node = f"test-{queue}-{os.getpid()}@localhost"
+    command = [sys.executable, "-m", "celery", "-A", "lesionsite", "worker", "-Q", queue,
                "--concurrency", "1", "--pool", "prefork", "-n", node, "--loglevel", "INFO",
                "--without-gossip", "--without-mingle"]  # fmt: skip
     with open(log_path, "wb") as log:

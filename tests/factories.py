@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 from django.core.files.base import ContentFile
+from PIL import Image
 
 from classifier.models import LesionImage, Prediction
 from tests.images import image_bytes
@@ -30,3 +34,32 @@ def make_prediction(owner, status: str = "queued", top_class: str = "", **fields
         fields.setdefault("malignant_probability", sum(fields["probabilities"][c] for c in ("akiec", "bcc", "mel")))
         top_class = top
     return Prediction.objects.create(image=image, status=status, top_class=top_class, **fields)
+
+
+def make_labelled_dataset(owner, lesions: int = 63, images_per_lesion: int = 2) -> list[LesionImage]:
+    """Labelled images whose lesions fall in every split, with every class in every split.
+
+    Each class gets its own tint, so even a tiny model has something to learn.
+    """
+    from classifier.models import CLASS_CHOICES
+    from worker.retraining import assign_split
+
+    # Melanoma first, so even a small dataset has melanoma in every split (the gate checks its recall).
+    classes = sorted((code for code, _ in CLASS_CHOICES), key=lambda code: code != "mel")
+    seen_in_split: dict[str, int] = {}
+    made = []
+    for n in range(lesions):
+        lesion = f"TEST-{n:03d}"
+        split = assign_split(f"lesion:{lesion}", {})
+        dx = classes[seen_in_split.get(split, 0) % len(classes)]
+        seen_in_split[split] = seen_in_split.get(split, 0) + 1
+        for k in range(images_per_lesion):
+            image = make_image(owner, lesion_id=lesion, diagnosis=dx, diagnosis_method="histo")
+            tint = np.array([40 + 30 * classes.index(dx), 200 - 25 * classes.index(dx), 90], np.uint8)
+            noise = np.random.default_rng(n * 10 + k).integers(0, 40, (48, 64, 3), dtype=np.uint8)
+            pixels = Image.fromarray(np.clip(tint + noise, 0, 255).astype(np.uint8))
+            buffer = io.BytesIO()
+            pixels.save(buffer, "PNG")
+            image.file.save(image.file.name.rsplit("/", 1)[-1], ContentFile(buffer.getvalue()), save=True)
+            made.append(image)
+    return made

@@ -34,15 +34,14 @@ def save_tiny_version(model_root: Path, version: str, seed: int = 0, **card_fiel
 
     keras.utils.set_random_seed(seed)
     height, width = TINY_INPUT_SIZE
-    model = keras.Sequential(
-        [
-            keras.Input((height, width, 3)),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(len(CLASSES), activation="softmax"),
-        ]
-    )
+    # Layer names as in training.models + training.export, so retraining can split it the same way.
+    inputs = keras.Input((height, width, 3), name="pixels")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(len(CLASSES), name="logits")(keras.layers.Dropout(0.2, name="head_dropout")(features))
+    scaled = keras.layers.Rescaling(1.0, name="temperature_scaling")(logits)
+    model = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(scaled))
     folder = model_root / version
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / MODEL_FILENAME)

@@ -55,9 +55,13 @@ def unfreeze_top(base: keras.Model, from_layer: str) -> int:
         raise ValueError(f"{from_layer!r} is not a layer of {base.name}")
     start = names.index(from_layer)
     base.trainable = True
-    for layer in base.layers[:start]:
-        layer.trainable = False
-    return len(base.layers) - start
+    for i, layer in enumerate(base.layers):
+        # Batch-norm stays frozen: Keras 3 runs a trainable BatchNormalization in
+        # training mode inside fit() even though the base was called with
+        # training=False (measured: every image then gets the same features and
+        # the model collapses to a constant). A frozen one always runs in inference mode.
+        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in base.layers[start:] if layer.trainable)
 
 
 def build_custom_cnn(input_size: tuple[int, int], dropout: float = 0.4) -> keras.Model:

@@ -40,7 +40,7 @@ class Recipe:
     batch_size: int = 32
     head_epochs: int = 30  # on cached features: seconds per epoch
     head_lr: float = 1e-3
-    fine_tune_epochs: int = 10
+    fine_tune_epochs: int = 8
     fine_tune_lr: float = 2e-4  # low enough to keep the ImageNet filters, cosine-decayed to 0
     fine_tune_from: str = "block_5_expand"  # measured: as cheap per step as block_9 on this CPU
     cnn_epochs: int = 15

@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from worker.inference import fail_predictions, run_predictions
@@ -39,3 +40,17 @@ def predict(self, prediction_ids: list[int]) -> int:
         logger.exception("predictions %s: failed", prediction_ids)
         fail_predictions(prediction_ids, self.request.id, f"Classification failed: {exc.__class__.__name__}: {exc}")
         return 0
+
+
+@shared_task(
+    bind=True,
+    name="worker.tasks.retrain",
+    acks_late=False,  # a retraining run is not safely repeatable mid-way; a lost job is re-started by hand
+    soft_time_limit=settings.TRAINING_TIME_LIMIT,
+    time_limit=settings.TRAINING_TIME_LIMIT + 60,
+)
+def retrain(self, job_id: int) -> None:
+    """Run a training job (on the `training` queue, concurrency 1)."""
+    from worker.retraining import run_training_job
+
+    run_training_job(job_id, task_id=self.request.id)

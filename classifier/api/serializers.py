@@ -4,7 +4,16 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.models import CLASS_CHOICES, METHOD_CHOICES, SEX_CHOICES, SITE_CHOICES, LesionImage, Prediction
+from classifier.models import (
+    CLASS_CHOICES,
+    METHOD_CHOICES,
+    SEX_CHOICES,
+    SITE_CHOICES,
+    LesionImage,
+    ModelVersion,
+    Prediction,
+    TrainingJob,
+)
 from training.classes import CLASSES
 
 
@@ -149,3 +158,56 @@ class LabelledImageSerializer(serializers.ModelSerializer):
         model = LesionImage
         fields = ["id", "diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"]
         read_only_fields = fields
+
+
+class TrainingJobSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:training-job-detail")
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    base_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    result_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id",
+            "url",
+            "status",
+            "start_from",
+            "epochs",
+            "epoch",
+            "progress",
+            "metrics",
+            "log_tail",
+            "error",
+            "cancel_requested",
+            "requested_by",
+            "base_version",
+            "result_version",
+            "gate",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = [f for f in fields if f not in ("start_from", "epochs")]
+        extra_kwargs = {"epochs": {"required": False, "min_value": 1}, "start_from": {"required": False}}
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:model-version-detail")
+    metrics = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "url", "name", "is_active", "malignant_threshold", "metrics", "registered_at", "activated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "object"})
+    def get_metrics(self, version: ModelVersion) -> dict:
+        return version_headline_metrics(version)
+
+
+def version_headline_metrics(version: ModelVersion) -> dict:
+    """The numbers to compare versions by, from the card's test metrics."""
+    test = version.metrics.get("test") or {}
+    keys = ("n_images", "balanced_accuracy", "macro_f1", "melanoma_recall_at_threshold", "accuracy", "ece")
+    return {key: test.get(key) for key in keys}

@@ -12,12 +12,16 @@ from classifier.api.serializers import (
     ImageSerializer,
     LabelledImageSerializer,
     LabelSerializer,
+    ModelVersionSerializer,
     PredictionSerializer,
+    TrainingJobSerializer,
     UploadErrorSerializer,
     UploadResultSerializer,
     UploadSerializer,
 )
+from classifier.models import ModelVersion, TrainingJob
 from classifier.scoping import visible_images, visible_predictions
+from classifier.training_jobs import JobConflict, start_training_job
 from classifier.uploads import ImageRejected, UploadRejected, store_uploads
 
 
@@ -69,7 +73,12 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(body, status=status.HTTP_201_CREATED if any_created else status.HTTP_200_OK)
 
     @extend_schema(request=LabelSerializer, responses={200: LabelledImageSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser], parser_classes=[JSONParser, FormParser])
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[IsAdminUser],
+        parser_classes=[JSONParser, FormParser, MultiPartParser],
+    )
     def label(self, request, pk=None):
         """Admins: set the image's confirmed diagnosis (one of the seven classes) and how it was confirmed."""
         image = self.get_object()
@@ -88,3 +97,50 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def get_queryset(self):
         return visible_predictions(self.request.user)
+
+
+class TrainingJobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Admins: retraining jobs. POST {"epochs": 1, "start_from": "active" | "imagenet"} starts one."""
+
+    serializer_class = TrainingJobSerializer
+    permission_classes = [IsAdminUser]
+    queryset = TrainingJob.objects.select_related("requested_by", "base_version", "result_version")
+
+    @extend_schema(responses={201: TrainingJobSerializer, 409: UploadErrorSerializer})
+    def create(self, request, *args, **kwargs):
+        form = self.get_serializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        options = {key: form.validated_data[key] for key in ("epochs", "start_from") if key in form.validated_data}
+        try:
+            job = start_training_job(request.user, **options)
+        except JobConflict as exc:
+            return Response({"detail": str(exc), "code": "job_running"}, status=status.HTTP_409_CONFLICT)
+        except ValueError as exc:
+            return Response({"detail": str(exc), "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: TrainingJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued job at once, or a running one at its next epoch. Nothing served changes."""
+        job = self.get_object()
+        job.request_cancel()
+        return Response(self.get_serializer(job).data)
+
+
+class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Admins: the registered model versions with their held-out metrics; activate one (or roll back)."""
+
+    serializer_class = ModelVersionSerializer
+    permission_classes = [IsAdminUser]
+    queryset = ModelVersion.objects.all()
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        """Make this version serve new predictions; workers switch on their next task."""
+        version = self.get_object()
+        version.activate()
+        return Response(self.get_serializer(version).data)

@@ -122,3 +122,16 @@ def test_the_report_scores_both_models_and_the_majority_baseline(shipped):
     files = {path.name for path in (shipped["version_dir"] / "report").iterdir()}
     assert {"metrics.json", "confusion_matrix.json", "confusion_matrix.png", "training_curves.png"} <= files
     assert {"custom_cnn_metrics.json", "majority_baseline.json"} <= files
+
+
+def test_fine_tuning_keeps_the_base_in_inference_mode():
+    """A trainable batch-norm would normalise by batch statistics inside fit() and erase the features."""
+    from training.models import build_mobilenet_v2, feature_extractor, unfreeze_top
+
+    model, base, _ = build_mobilenet_v2(INPUT_SIZE, weights=None)
+    assert unfreeze_top(base, "block_15_expand") > 0
+    extractor = feature_extractor(model)
+    pictures = np.random.default_rng(0).uniform(0, 255, (4, *INPUT_SIZE, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        np.asarray(extractor(pictures, training=True)), np.asarray(extractor(pictures, training=False)), atol=1e-5
+    )

@@ -1,0 +1,35 @@
+"""Starting and cancelling retraining jobs (the work itself runs in worker.retraining)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from classifier.models import TrainingJob
+
+
+class JobConflict(Exception):
+    """Another training job is queued or running: only one runs at a time."""
+
+    def __init__(self, open_job: TrainingJob):
+        super().__init__(f"Training job {open_job.pk} is {open_job.status}; wait for it or cancel it first.")
+        self.open_job = open_job
+
+
+def start_training_job(user, start_from: str = TrainingJob.StartFrom.ACTIVE, epochs: int = 3) -> TrainingJob:
+    """Create a queued job and send it to the `training` queue once committed."""
+    if not 1 <= epochs <= settings.TRAINING_MAX_EPOCHS:
+        raise ValueError(f"epochs must be between 1 and {settings.TRAINING_MAX_EPOCHS}")
+    with transaction.atomic():
+        open_job = TrainingJob.objects.select_for_update().filter(status__in=TrainingJob.OPEN_STATUSES).first()
+        if open_job is not None:
+            raise JobConflict(open_job)
+        job = TrainingJob.objects.create(requested_by=user, start_from=start_from, epochs=epochs)
+        transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from worker.tasks import retrain
+
+    retrain.apply_async(args=[job_id])

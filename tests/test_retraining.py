@@ -1,0 +1,136 @@
+"""Retraining jobs run in-process (plain functions): gate refusals, failures and cancellation change nothing served."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from classifier.models import ModelVersion, TrainingJob
+from tests.factories import make_labelled_dataset
+from worker.retraining import run_training_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def active_tiny_model(db, settings, tmp_path, tiny_model_root):
+    """The tiny model, alone in a MODEL_ROOT of this test's own (jobs write new versions there)."""
+    from classifier.registry import register_model_versions
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_model_root / "tiny-v1", root / "tiny-v1")
+    settings.MODEL_ROOT = root
+    register_model_versions(root)
+    return ModelVersion.objects.get(name="tiny-v1")
+
+
+@pytest.fixture
+def labelled(owner):
+    return make_labelled_dataset(owner)
+
+
+def job_for(user, **options) -> TrainingJob:
+    return TrainingJob.objects.create(requested_by=user, **{"epochs": 2, **options})
+
+
+def test_a_job_registers_a_candidate_with_metrics_that_a_strict_gate_keeps_inactive(
+    admin_user, active_tiny_model, labelled, settings
+):
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01  # unreachable: the gate must refuse
+    job = job_for(admin_user)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert job.progress == 100.0 and job.epoch >= 1
+    candidate = job.result_version
+    assert candidate is not None and not candidate.is_active
+    assert ModelVersion.active() == active_tiny_model
+    assert job.gate["passed"] is False and job.gate["activated"] is False
+    assert any("floor 1.010" in reason for reason in job.gate["reasons"])
+    test_metrics = candidate.card["metrics"]["test"]
+    assert 0.0 <= test_metrics["balanced_accuracy"] <= 1.0
+    assert candidate.card["metrics"]["incumbent_test"]["n_images"] == test_metrics["n_images"]
+    assert candidate.model_path.is_file()
+    assert "epoch 1" in job.log_tail
+
+
+def test_a_permissive_gate_activates_the_new_version(admin_user, active_tiny_model, labelled, settings):
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 0.0
+    settings.TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP = 1.0
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.gate["passed"] is True
+    assert ModelVersion.active() == job.result_version
+
+
+def test_a_job_without_enough_labelled_images_fails_and_changes_nothing(admin_user, active_tiny_model):
+    job = job_for(admin_user)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "Not enough labelled images" in job.error
+    assert ModelVersion.objects.count() == 1 and ModelVersion.active() == active_tiny_model
+
+
+def test_a_job_that_crashes_records_its_error_and_leaves_no_version_folder(
+    admin_user, active_tiny_model, labelled, monkeypatch, settings
+):
+    folders_before = set(settings.MODEL_ROOT.iterdir())
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("simulated out-of-memory")
+
+    monkeypatch.setattr("training.export.build_calibrated_model", explode)
+    job = job_for(admin_user)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "simulated out-of-memory" in job.error
+    assert ModelVersion.active() == active_tiny_model and ModelVersion.objects.count() == 1
+    assert set(settings.MODEL_ROOT.iterdir()) == folders_before
+
+
+def test_a_cancelled_queued_job_never_runs(admin_user, active_tiny_model, labelled):
+    job = job_for(admin_user)
+    job.request_cancel()
+    assert job.status == "cancelled"
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.started_at is None
+
+
+def test_a_running_job_stops_at_its_next_epoch_when_cancelled(admin_user, active_tiny_model, labelled, monkeypatch):
+    job = job_for(admin_user, epochs=5)
+    real_report = TrainingJob.report_progress
+
+    def cancel_after_first_epoch(self, epoch, progress, metrics):
+        real_report(self, epoch, progress, metrics)
+        TrainingJob.objects.filter(pk=self.pk).update(cancel_requested=True)
+
+    monkeypatch.setattr(TrainingJob, "report_progress", cancel_after_first_epoch)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.epoch == 1
+    assert job.result_version is None and ModelVersion.objects.count() == 1
+
+
+def test_a_job_cannot_start_from_the_active_version_when_there_is_none(admin_user, labelled):
+    job = job_for(admin_user)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "failed" and "no active version" in job.error
