@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from classifier.labelling import label_images, labelling_queue, with_latest_prediction
 from classifier.models import (
@@ -16,9 +19,12 @@ from classifier.models import (
     LesionImage,
     ModelVersion,
     Prediction,
+    TrainingJob,
     UnlabelledImage,
     UploadBatch,
 )
+from classifier.reruns import images_of, rerun_predictions
+from classifier.training_jobs import JobConflict, start_training_job
 from training.classes import FULL_NAMES
 
 
@@ -51,7 +57,7 @@ class LesionImageAdmin(admin.ModelAdmin):
         ),  # fmt: skip
     ]
     inlines = [PredictionInline]
-    actions = ["label_selected"]
+    actions = ["label_selected", "rerun_selected"]
     list_per_page = 50
 
     def get_queryset(self, request):
@@ -101,6 +107,11 @@ class LesionImageAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": "Label images"}
         return TemplateResponse(request, "admin/classifier/label_images.html", context)
 
+    @admin.action(description="Re-run the selected images with the active model version")
+    def rerun_selected(self, request, queryset):
+        created = rerun_predictions(list(queryset))
+        self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)
+
 
 admin.site.register(LesionImage, LesionImageAdmin)
 
@@ -123,8 +134,125 @@ class LabellingQueueAdmin(LesionImageAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_active", "malignant_threshold", "registered_at", "activated_at"]
-    readonly_fields = ["name", "directory", "card", "registered_at", "activated_at"]
+    """Versions side by side by their held-out metrics; activating one (or rolling back) is one click."""
+
+    list_display = ["name", "is_active", "balanced_accuracy", "macro_f1", "melanoma_recall", "calibration_error",
+                    "held_out_images", "malignant_threshold", "registered_at", "activate_button"]  # fmt: skip
+    readonly_fields = ["name", "directory", "card", "malignant_threshold", "is_active", "registered_at", "activated_at"]
+
+    def has_add_permission(self, request):
+        return False  # versions come from MODEL_ROOT and from training jobs
+
+    def _test(self, version) -> dict:
+        return version.metrics.get("test") or {}
+
+    def _number(self, value):
+        return "—" if value is None else f"{value:.3f}"
+
+    @admin.display(description="Balanced acc.")
+    def balanced_accuracy(self, version):
+        return self._number(self._test(version).get("balanced_accuracy"))
+
+    @admin.display(description="Macro F1")
+    def macro_f1(self, version):
+        return self._number(self._test(version).get("macro_f1"))
+
+    @admin.display(description="Melanoma recall")
+    def melanoma_recall(self, version):
+        return self._number(self._test(version).get("melanoma_recall_at_threshold"))
+
+    @admin.display(description="ECE")
+    def calibration_error(self, version):
+        return self._number(self._test(version).get("ece"))
+
+    @admin.display(description="Test images")
+    def held_out_images(self, version):
+        return self._test(version).get("n_images", "—")
+
+    @admin.display(description="")
+    def activate_button(self, version):
+        if version.is_active:
+            return "serving"
+        url = reverse("admin:classifier_modelversion_activate", args=[version.pk])
+        return format_html(
+            '<button type="submit" form="activate-version" formaction="{}" class="button">Activate</button>', url
+        )
+
+    def get_urls(self):
+        activate = self.admin_site.admin_view(require_POST(self.activate_view))
+        return [path("<int:pk>/activate/", activate, name="classifier_modelversion_activate"), *super().get_urls()]
+
+    def activate_view(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        version.activate()
+        self.message_user(request, f"{version.name} now serves new predictions.", messages.SUCCESS)
+        return redirect("admin:classifier_modelversion_changelist")
+
+
+class StartJobForm(forms.Form):
+    start_from = forms.ChoiceField(choices=TrainingJob.StartFrom.choices, initial=TrainingJob.StartFrom.ACTIVE)
+    epochs = forms.IntegerField(min_value=1, max_value=settings.TRAINING_MAX_EPOCHS, initial=10)
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "progress_bar", "epoch", "requested_by", "result_version", "gate_result",
+                    "created_at", "finished_at"]  # fmt: skip
+    list_filter = ["status"]
+    readonly_fields = [field.name for field in TrainingJob._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # started from the "Start a retraining job" page, which validates and enqueues
+
+    @admin.display(description="Progress")
+    def progress_bar(self, job):
+        return format_html('<progress max="100" value="{}"></progress> {}%', job.progress, round(job.progress))
+
+    @admin.display(description="Gate")
+    def gate_result(self, job):
+        if not job.gate:
+            return "—"
+        return "passed, activated" if job.gate.get("activated") else "not passed: candidate"
+
+    def get_urls(self):
+        start = self.admin_site.admin_view(self.start_view)
+        cancel = self.admin_site.admin_view(require_POST(self.cancel_view))
+        return [
+            path("start/", start, name="classifier_trainingjob_start"),
+            path("<int:pk>/cancel/", cancel, name="classifier_trainingjob_cancel"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "start_url": reverse("admin:classifier_trainingjob_start")}
+        return super().changelist_view(request, extra_context)
+
+    def start_view(self, request):
+        form = StartJobForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = start_training_job(request.user, **form.cleaned_data)
+            except JobConflict as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"Training job {job.pk} queued.", messages.SUCCESS)
+                return redirect("admin:classifier_trainingjob_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Start a retraining job",
+            "labelled": LesionImage.objects.exclude(diagnosis="").count(),
+            "active": ModelVersion.active(),
+            "max_drop": settings.TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP,
+            "min_mel_recall": settings.TRAINING_GATE_MIN_MELANOMA_RECALL,
+        }
+        return TemplateResponse(request, "admin/classifier/start_training_job.html", context)
+
+    def cancel_view(self, request, pk: int):
+        job = get_object_or_404(TrainingJob, pk=pk)
+        job.request_cancel()
+        self.message_user(request, f"Cancellation of job {job.pk} requested.", messages.WARNING)
+        return redirect("admin:classifier_trainingjob_change", job.pk)
 
 
 @admin.register(Prediction)
@@ -132,6 +260,12 @@ class PredictionAdmin(admin.ModelAdmin):
     list_display = ["id", "image", "status", "top_class", "top_probability", "is_malignant", "model_version"]
     list_filter = ["status", "top_class", "is_malignant", "model_version"]
     readonly_fields = [field.name for field in Prediction._meta.fields]
+    actions = ["rerun_selected"]
+
+    @admin.action(description="Re-run the selected predictions' images with the active model version")
+    def rerun_selected(self, request, queryset):
+        created = rerun_predictions(images_of(queryset))
+        self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)
 
 
 admin.site.register(UploadBatch)

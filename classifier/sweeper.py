@@ -44,3 +44,23 @@ def requeue_stale_predictions(queued_for: float, running_for: float) -> list[int
     if requeued:
         logger.warning("Re-enqueued %d stale predictions: %s", len(requeued), requeued)
     return requeued
+
+
+def fail_abandoned_training_jobs(running_for: float) -> list[int]:
+    """Training jobs still 'running' past the training time limit lost their worker: mark them failed,
+    so a new job can start. (Their partial output is never registered: versions are renamed into
+    MODEL_ROOT only when complete.)"""
+    from classifier.models import TrainingJob
+
+    cutoff = timezone.now() - datetime.timedelta(seconds=running_for)
+    abandoned = list(
+        TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING, started_at__lt=cutoff).values_list(
+            "id", flat=True
+        )
+    )
+    TrainingJob.objects.filter(id__in=abandoned, status=TrainingJob.Status.RUNNING).update(
+        status=TrainingJob.Status.FAILED,
+        finished_at=timezone.now(),
+        error="The training worker stopped before the job finished; nothing was changed. Start it again.",
+    )
+    return abandoned

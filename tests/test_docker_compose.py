@@ -13,8 +13,14 @@ def compose() -> dict:
     return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 
 
-def test_it_has_web_worker_redis_and_postgres(compose):
-    assert {"web", "worker", "redis", "db"} <= set(compose["services"])
+def test_it_has_web_worker_trainer_redis_and_postgres(compose):
+    assert {"web", "worker", "trainer", "redis", "db"} <= set(compose["services"])
+
+
+def test_training_runs_on_its_own_queue_one_job_at_a_time(compose):
+    command = compose["services"]["trainer"]["command"]
+    assert "-Q training" in command and "--concurrency 1" in command
+    assert "training" not in compose["services"]["worker"]["command"]
 
 
 def test_every_service_has_a_healthcheck(compose):

@@ -46,3 +46,18 @@ def test_a_prediction_that_exhausted_its_attempts_fails_instead(owner, sent):
     stuck.refresh_from_db()
     assert stuck.status == Prediction.Status.FAILED
     assert "attempted 3 times" in stuck.error
+
+
+def test_a_training_job_running_past_the_time_limit_is_marked_failed(admin_user):
+    from classifier.models import TrainingJob
+    from classifier.sweeper import fail_abandoned_training_jobs
+
+    lost = TrainingJob.objects.create(requested_by=admin_user, status="running", started_at=LONG_AGO)
+    live = TrainingJob.objects.create(requested_by=admin_user, status="running", started_at=timezone.now())
+
+    assert fail_abandoned_training_jobs(running_for=600) == [lost.pk]
+
+    lost.refresh_from_db()
+    live.refresh_from_db()
+    assert lost.status == "failed" and "training worker stopped" in lost.error
+    assert live.status == "running"

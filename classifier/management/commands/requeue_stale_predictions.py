@@ -3,11 +3,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from classifier.sweeper import requeue_stale_predictions
+from classifier.sweeper import fail_abandoned_training_jobs, requeue_stale_predictions
 
 
 class Command(BaseCommand):
-    help = "Re-enqueue predictions stuck in 'queued' or 'running' (broker outage, killed worker)."
+    help = (
+        "Re-enqueue predictions stuck in 'queued' or 'running' (broker outage, killed worker), "
+        "and fail training jobs whose worker died."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--queued-for", type=float, default=120.0, help="Seconds queued before re-sending.")
@@ -21,3 +24,6 @@ class Command(BaseCommand):
     def handle(self, *args, queued_for: float, running_for: float, **options):
         ids = requeue_stale_predictions(queued_for, running_for)
         self.stdout.write(f"Re-enqueued {len(ids)} predictions.")
+        jobs = fail_abandoned_training_jobs(settings.TRAINING_TIME_LIMIT + 300)
+        if jobs:
+            self.stdout.write(f"Marked {len(jobs)} abandoned training jobs as failed: {jobs}")

@@ -14,7 +14,7 @@ from lesionsite.services import broker_address, is_listening, start_redis, stop
 class Command(BaseCommand):
     help = (
         "Run the whole site locally: a Redis (only if none listens on the broker's port), "
-        "a Celery inference worker and the web server. Ctrl-C stops everything it started."
+        "a Celery inference worker, a training worker and the web server. Ctrl-C stops everything it started."
     )
 
     def add_arguments(self, parser):
@@ -51,6 +51,27 @@ class Command(BaseCommand):
                         "INFO",
                         "-n",
                         "inference@%h",
+                    ]
+                )
+            )
+            # Retraining has its own worker (one process) so it never slows inference down.
+            children.append(
+                subprocess.Popen(
+                    [
+                        python,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "lesionsite",
+                        "worker",
+                        "-Q",
+                        "training",
+                        "--concurrency",
+                        "1",
+                        "--loglevel",
+                        "INFO",
+                        "-n",
+                        "training@%h",
                     ]
                 )
             )
