@@ -123,6 +123,7 @@ CELERY_TASK_IGNORE_RESULT = True  # results live on Prediction rows, not in a re
 CELERY_TASK_ROUTES = {
     "worker.tasks.predict": {"queue": "inference"},
     "worker.tasks.retrain": {"queue": "training"},
+    "worker.tasks.sweep": {"queue": "inference"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 # A task is acknowledged only after it ran, and redelivered if its process dies:
@@ -140,6 +141,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery beat sends the sweep: predictions queued longer than SWEEP_QUEUED_AFTER
+# seconds (never enqueued: the broker was down) or running past the hard time
+# limit (their worker died) are sent again. `make run` and docker-compose run beat.
+SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 60, minimum=1)
+SWEEP_QUEUED_AFTER = envint("SWEEP_QUEUED_AFTER", 120, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-work": {"task": "worker.tasks.sweep", "schedule": SWEEP_INTERVAL, "options": {"queue": "inference"}},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Inference.
 INFERENCE_BATCH_SIZE = envint("INFERENCE_BATCH_SIZE", 32, minimum=1)  # one compiled call per 32 images

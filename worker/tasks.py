@@ -54,3 +54,12 @@ def retrain(self, job_id: int) -> None:
     from worker.retraining import run_training_job
 
     run_training_job(job_id, task_id=self.request.id)
+
+
+@shared_task(name="worker.tasks.sweep", ignore_result=True)
+def sweep() -> None:
+    """Periodic (Celery beat): re-send stuck predictions, fail training jobs whose worker died."""
+    from classifier.sweeper import fail_abandoned_training_jobs, requeue_stale_predictions
+
+    requeue_stale_predictions(settings.SWEEP_QUEUED_AFTER, settings.CELERY_TASK_TIME_LIMIT + 60)
+    fail_abandoned_training_jobs(settings.TRAINING_TIME_LIMIT + 300)

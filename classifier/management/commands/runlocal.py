@@ -14,7 +14,8 @@ from lesionsite.services import broker_address, is_listening, start_redis, stop
 class Command(BaseCommand):
     help = (
         "Run the whole site locally: a Redis (only if none listens on the broker's port), "
-        "a Celery inference worker, a training worker and the web server. Ctrl-C stops everything it started."
+        "a Celery inference worker, a training worker, Celery beat and the web server. "
+        "Ctrl-C stops everything it started."
     )
 
     def add_arguments(self, parser):
@@ -33,49 +34,16 @@ class Command(BaseCommand):
                 children.append(start_redis(port, settings.VAR_DIR / "redis"))
                 self.stdout.write(f"Started Redis on 127.0.0.1:{port} (stopped again on Ctrl-C).")
 
-            python = sys.executable
-            children.append(
-                subprocess.Popen(
-                    [
-                        python,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "lesionsite",
-                        "worker",
-                        "-Q",
-                        "inference",
-                        "--concurrency",
-                        str(workers),
-                        "--loglevel",
-                        "INFO",
-                        "-n",
-                        "inference@%h",
-                    ]
-                )
-            )
-            # Retraining has its own worker (one process) so it never slows inference down.
-            children.append(
-                subprocess.Popen(
-                    [
-                        python,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "lesionsite",
-                        "worker",
-                        "-Q",
-                        "training",
-                        "--concurrency",
-                        "1",
-                        "--loglevel",
-                        "INFO",
-                        "-n",
-                        "training@%h",
-                    ]
-                )
-            )
-            children.append(subprocess.Popen([python, "manage.py", "runserver", addrport, "--noreload"]))
+            celery = [sys.executable, "-m", "celery", "-A", "lesionsite"]
+            processes = [
+                [*celery, "worker", "-Q", "inference", "-c", str(workers), "-n", "inference@%h", "-l", "INFO"],
+                # Retraining has its own worker (one process), so it never slows inference down.
+                [*celery, "worker", "-Q", "training", "-c", "1", "-n", "training@%h", "-l", "INFO"],
+                # Beat sends the periodic sweep that re-sends stuck predictions.
+                [*celery, "beat", "-l", "WARNING"],
+                [sys.executable, "manage.py", "runserver", addrport, "--noreload"],
+            ]
+            children.extend(subprocess.Popen(command) for command in processes)
             self.stdout.write(self.style.SUCCESS(f"lesionsite is starting at http://{addrport}/ — Ctrl-C stops it."))
             self._wait(children)
         except KeyboardInterrupt:
