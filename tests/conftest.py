@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -143,6 +144,10 @@ def training_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_pat
         yield worker
 
 
+# Redis redelivers a task whose worker vanished after this many seconds (production: 300).
+TEST_VISIBILITY_TIMEOUT = "8"
+
+
 @contextlib.contextmanager
 def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extra_env=None):
     from django.db import connection
@@ -155,38 +160,62 @@ def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extr
     with app.connection_for_write() as conn:  # drop tasks an interrupted run left in this queue
         conn.default_channel.queue_purge(queue)
 
-    log_path = tmp_path_factory.mktemp(f"{queue}-worker") / "worker.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "lesionsite.settings",
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "BROKER_VISIBILITY_TIMEOUT": TEST_VISIBILITY_TIMEOUT,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "MODEL_ROOT": str(model_root),
         "INFERENCE_THREADS": "1",
         **(extra_env or {}),
     }
-    node = f"test-{queue}-{os.getpid()}@localhost"
-    command = [sys.executable, "-m", "celery", "-A", "lesionsite", "worker", "-Q", queue,
-               "--concurrency", "1", "--pool", "prefork", "-n", node, "--loglevel", "INFO",
-               "--without-gossip", "--without-mingle"]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(queue, env, tmp_path_factory.mktemp(f"{queue}-worker") / "worker.log")
     try:
-        _wait_for_worker(app, node, process, log_path)
-        yield WorkerProcess(process, node, log_path)
+        worker.start()
+        yield worker
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        worker.stop()
 
 
 class WorkerProcess:
-    def __init__(self, process: subprocess.Popen, node: str, log_path: Path):
-        self.process, self.node, self.log_path = process, node, log_path
+    """A `celery worker` subprocess that a test may kill and start again."""
+
+    def __init__(self, queue: str, env: dict, log_path: Path):
+        self.queue, self.env, self.log_path = queue, env, log_path
+        self.node = f"test-{queue}-{os.getpid()}@localhost"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from lesionsite.celery import app
+
+        command = [sys.executable, "-m", "celery", "-A", "lesionsite", "worker", "-Q", self.queue,
+                   "--concurrency", "1", "--pool", "prefork", "-n", self.node, "--loglevel", "INFO",
+                   "--without-gossip", "--without-mingle"]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        _wait_for_worker(app, self.node, self.process, self.log_path)
+
+    def children(self) -> list[int]:
+        output = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in output.stdout.split()]
+
+    def kill_hard(self) -> None:
+        """SIGKILL the main process and its pool processes at once, as a crashed host would."""
+        for pid in [*self.children(), self.process.pid]:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
