@@ -42,7 +42,9 @@ def requeue_stale_predictions(queued_for: float, running_for: float) -> list[int
         requeued = sorted(set(running_ids) | set(stale_queued.values_list("id", flat=True)))
         transaction.on_commit(lambda: enqueue_predictions(requeued))
     if requeued:
-        logger.warning("Re-enqueued %d stale predictions: %s", len(requeued), requeued)
+        logger.warning(
+            "Re-enqueued %d stale predictions: %s", len(requeued), requeued, extra={"prediction_ids": requeued}
+        )
     return requeued
 
 

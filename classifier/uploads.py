@@ -81,6 +81,14 @@ def store_uploads(
             batch, stored = _store(owner, cleaned, written, age=age, sex=sex, site=site)
             queued = [item.prediction.pk for item in stored if item.created]
             transaction.on_commit(lambda: enqueue_predictions(queued))
+        for item in stored:
+            logger.info(
+                "prediction %s: %s for image %s",
+                item.prediction.pk,
+                "queued" if item.created else "existing upload returned",
+                item.image.pk,
+                extra={"prediction_id": item.prediction.pk, "image_id": item.image.pk},
+            )
     except BaseException:
         for name in written:
             default_storage.delete(name)
@@ -141,7 +149,11 @@ def enqueue_predictions(prediction_ids: list[int]) -> None:
             predict.apply_async(args=[chunk])
         except Exception:
             # The rows stay 'queued'; the stale-prediction sweep sends them again.
-            logger.exception("Could not enqueue predictions %s; they stay queued", chunk)
+            logger.exception(
+                "Could not enqueue predictions %s; they stay queued for the sweep",
+                chunk,
+                extra={"prediction_ids": chunk},
+            )
 
 
 __all__ = ["ImageRejected", "UploadRejected", "StoredUpload", "store_uploads", "enqueue_predictions"]

@@ -111,8 +111,21 @@ UPLOAD_MAX_PIXELS = envint("UPLOAD_MAX_PIXELS", 50_000_000, minimum=1024)
 UPLOAD_MIN_SIDE = envint("UPLOAD_MIN_SIDE", 32, minimum=1)
 UPLOAD_MAX_FILES = envint("UPLOAD_MAX_FILES", 100, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
+# Per-user upload requests through the API; over it, 429. Empty turns the limit off.
+UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "300/minute")
 # Files above this are spooled to disk while the request is read, not held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# The cache holds the API's rate-limit counters: shared through Redis when several
+# web processes run (docker-compose sets CACHE_URL), in-process memory otherwise.
+CACHE_URL = envstr("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- Celery (namespace CELERY_ in lesionsite/celery.py).
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -190,10 +203,17 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# LOG_FORMAT=json: one JSON object per line, with prediction_id / task_id / job_id fields.
+LOG_FORMAT = envstr("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "lesionsite.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }

@@ -56,3 +56,13 @@ def test_the_image_it_builds_exists(compose):
     assert compose["services"]["web"]["build"] == "."
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert "requirements.txt" in dockerfile and "FROM python:3.11" in dockerfile
+
+
+def test_flower_is_optional_and_password_protected(compose):
+    flower = compose["services"]["flower"]
+    assert flower["profiles"] == ["monitoring"]
+    assert "flower" in flower["command"] and "--basic-auth=${FLOWER_BASIC_AUTH:?" in flower["command"]
+
+
+def test_logs_are_json_in_production(compose):
+    assert compose["services"]["web"]["environment"]["LOG_FORMAT"] == "json"

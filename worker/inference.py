@@ -28,8 +28,13 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
     """
     held = Prediction.claim(prediction_ids, task_id)
     if not held:
-        logger.info("predictions %s: nothing to claim (already handled)", prediction_ids)
+        logger.info(
+            "predictions %s: nothing to claim (already handled)",
+            prediction_ids,
+            extra={"prediction_ids": prediction_ids, "task_id": task_id},
+        )
         return []
+    logger.info("predictions %s: claimed", held, extra={"prediction_ids": held, "task_id": task_id})
     predictions = list(Prediction.objects.filter(id__in=held).select_related("image").order_by("id"))
 
     version = ModelVersion.active()
@@ -38,7 +43,7 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
     try:
         model = get_model(version.name, Path(settings.MODEL_ROOT) / version.directory, settings.INFERENCE_THREADS)
     except ModelLoadError as exc:
-        logger.error("predictions %s: %s", held, exc)
+        logger.error("predictions %s: %s", held, exc, extra={"prediction_ids": held, "task_id": task_id})
         return _fail_all(predictions, str(exc))
 
     readable, pixels = [], []
@@ -47,7 +52,9 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
             pixels.append(_read_pixels(prediction, model.input_size))
             readable.append(prediction)
         except OSError as exc:
-            logger.error("prediction %s: stored image unreadable: %s", prediction.pk, exc)
+            logger.error(
+                "prediction %s: stored image unreadable: %s", prediction.pk, exc, extra={"prediction_id": prediction.pk}
+            )
             prediction.mark_failed("The stored image could not be read, so it was not classified.")
 
     finished = []
@@ -69,6 +76,7 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
                     prediction.top_probability,
                     malignant,
                     version.name,
+                    extra={"prediction_id": prediction.pk, "task_id": task_id, "model_version": version.name},
                 )
     return finished
 
@@ -90,4 +98,5 @@ def _read_pixels(prediction: Prediction, input_size: tuple[int, int]) -> np.ndar
 def _fail_all(predictions: list[Prediction], message: str) -> list[int]:
     for prediction in predictions:
         prediction.mark_failed(message)
+        logger.warning("prediction %s: failed: %s", prediction.pk, message, extra={"prediction_id": prediction.pk})
     return []

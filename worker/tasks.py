@@ -33,11 +33,13 @@ def predict(self, prediction_ids: list[int]) -> int:
     except TRANSIENT_ERRORS:
         raise  # retried with the same task id, which may re-claim its rows
     except SoftTimeLimitExceeded:
-        logger.error("predictions %s: soft time limit exceeded", prediction_ids)
+        logger.error(
+            "predictions %s: soft time limit exceeded", prediction_ids, extra={"prediction_ids": prediction_ids}
+        )
         fail_predictions(prediction_ids, self.request.id, "Classification took too long and was stopped.")
         return 0
     except Exception as exc:
-        logger.exception("predictions %s: failed", prediction_ids)
+        logger.exception("predictions %s: failed", prediction_ids, extra={"prediction_ids": prediction_ids})
         fail_predictions(prediction_ids, self.request.id, f"Classification failed: {exc.__class__.__name__}: {exc}")
         return 0
 

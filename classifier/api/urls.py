@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from classifier.api.auth import RevokeTokenView, TokenView
 from classifier.api.views import ImageViewSet, ModelVersionViewSet, PredictionViewSet, TrainingJobViewSet
 
 app_name = "api"
@@ -15,6 +15,7 @@ router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", TokenView.as_view(), name="token"),
+    path("auth/token/revoke/", RevokeTokenView.as_view(), name="token-revoke"),
     *router.urls,
 ]

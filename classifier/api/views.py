@@ -19,6 +19,7 @@ from classifier.api.serializers import (
     UploadResultSerializer,
     UploadSerializer,
 )
+from classifier.api.throttling import UploadRateThrottle
 from classifier.models import ModelVersion, TrainingJob
 from classifier.scoping import visible_images, visible_predictions
 from classifier.training_jobs import JobConflict, start_training_job
@@ -33,6 +34,9 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_queryset(self):
         return visible_images(self.request.user).select_related("batch")
+
+    def get_throttles(self):
+        return [UploadRateThrottle()] if self.action == "create" else super().get_throttles()
 
     @extend_schema(
         request={"multipart/form-data": UploadSerializer},
