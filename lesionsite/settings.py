@@ -7,9 +7,11 @@ CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS (see README's configuration table).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from lesionsite.env import envbool, envfloat, envint, envlist, envstr
 
@@ -76,8 +78,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
     # A file, not memory: integration tests share the test database with a
-    # real Celery worker process.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # real Celery worker process (they pass it its path). One per test run, so two
+    # runs in one checkout never delete each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     # Wait for the worker's writes instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -149,6 +152,9 @@ CELERY_TASK_TIME_LIMIT = envint("INFERENCE_TIME_LIMIT", 150, minimum=2)
 # With acks_late, Redis redelivers an unacknowledged message after this many
 # seconds (its default is an hour); longer than the hard time limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("BROKER_VISIBILITY_TIMEOUT", 300, minimum=1)}
+# A prefix on every Redis key the broker uses: separate sites (or test runs) can share one Redis.
+if envstr("BROKER_KEY_PREFIX", ""):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = envstr("BROKER_KEY_PREFIX", "")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # An upload must not hang when Redis is down: fail fast and let the view answer 503.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
@@ -168,6 +174,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 INFERENCE_BATCH_SIZE = envint("INFERENCE_BATCH_SIZE", 32, minimum=1)  # one compiled call per 32 images
 # TensorFlow threads per worker process; 0 lets TensorFlow use every core.
 INFERENCE_THREADS = envint("INFERENCE_THREADS", 0, minimum=0)
+# "keras": the version's model.keras in TensorFlow. "litert": its model.tflite
+# (python -m training.export_litert models/<version>) in LiteRT; the worker then
+# never imports TensorFlow, which is most of its memory (see docs/PERFORMANCE.md).
+INFERENCE_BACKENDS = ("keras", "litert")
+INFERENCE_BACKEND = envstr("INFERENCE_BACKEND", "keras").strip().lower()
+if INFERENCE_BACKEND not in INFERENCE_BACKENDS:
+    raise ImproperlyConfigured(f"INFERENCE_BACKEND={INFERENCE_BACKEND!r} must be one of: {INFERENCE_BACKENDS}")
+# A pool process whose resident memory passes this is replaced after its current
+# task (never during one); the next task loads the model again. Measured per process
+# with the model loaded (docs/PERFORMANCE.md): ~700 MB keras, ~110 MB litert, so
+# the defaults leave room for normal use and catch only growth. 0 turns it off.
+WORKER_MAX_MEMORY_PER_CHILD_MB = envint(
+    "WORKER_MAX_MEMORY_PER_CHILD_MB", 1024 if INFERENCE_BACKEND == "keras" else 384, minimum=0
+)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None  # Celery counts KiB
 
 # --- Retraining and the quality gate.
 # A new version is activated automatically only if its balanced accuracy on the

@@ -23,6 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Tests publish to their own Redis database, so a local `make run` worker on the
 # default database never steals their tasks.
 TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+# ...and their own key prefix, so two test runs sharing that Redis never take each other's tasks.
+TEST_BROKER_KEY_PREFIX = f"lesionsite-test-{os.getpid()}:"
 WORKER_START_SECONDS = 90
 
 
@@ -155,6 +157,10 @@ def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extr
     from lesionsite.celery import app
 
     app.conf.broker_url = TEST_BROKER_URL
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "global_keyprefix": TEST_BROKER_KEY_PREFIX,
+    }
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
     with app.connection_for_write() as conn:  # drop tasks an interrupted run left in this queue
@@ -165,6 +171,7 @@ def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extr
         "DJANGO_SETTINGS_MODULE": "lesionsite.settings",
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "BROKER_KEY_PREFIX": TEST_BROKER_KEY_PREFIX,
         "BROKER_VISIBILITY_TIMEOUT": TEST_VISIBILITY_TIMEOUT,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "MODEL_ROOT": str(model_root),

@@ -48,6 +48,7 @@ class Recipe:
     dropout: float = 0.3
     imbalance: str = "auto"  # auto: the mode with the best validation balanced accuracy in phase 1
     time_budget_min: float = 58.0
+    init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
     seed: int = 7
     extra: dict = field(default_factory=dict)
 
@@ -125,17 +126,19 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
-def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str, log):
+def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str, log, start=None):
     """A callback that scores each epoch on validation, keeps the best weights, and
-    stops before an epoch would run past the deadline (the time budget)."""
+    stops before an epoch would run past the deadline (the time budget).
+
+    ``start`` = (score, weights) of the model before training, when continuing a run:
+    a continuation then never ends worse on validation than it began."""
     import keras
 
     class ValidationTracker(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best_score = -1.0
-            self.best_epoch = -1
-            self.best_weights = None
+            self.best_score, self.best_weights = start if start is not None else (-1.0, None)
+            self.best_epoch = 0 if start is not None else -1
             self.history: list[dict] = []
             self._epoch_start = time.time()
 
@@ -216,7 +219,7 @@ def choose_imbalance_mode(head, features, labels, val_features, val_labels, reci
     return scores
 
 
-def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, deadline, log):
+def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, deadline, log, phase=None):
     """Phase 2 (or the CNN's only phase): the whole model on augmented images."""
     import keras
 
@@ -227,8 +230,13 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
     )
-    phase = "fine_tune" if recipe.arch == "mobilenetv2" else "cnn"
-    tracker = make_validation_tracker(val_images.astype(np.float32), val_labels, deadline, phase, log)
+    phase = phase or ("fine_tune" if recipe.arch == "mobilenetv2" else "cnn")
+    start = None
+    if recipe.init_from:
+        logits = model.predict(val_images.astype(np.float32), batch_size=64, verbose=0)
+        start = (balanced_accuracy(val_labels, logits.argmax(axis=1)), model.get_weights())
+        log(f"{phase}: starting from validation balanced accuracy {start[0]:.4f}")
+    tracker = make_validation_tracker(val_images.astype(np.float32), val_labels, deadline, phase, log, start)
     model.fit(dataset, epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)  # shuffled in tf.data
     model.set_weights(tracker.best_weights)
     return tracker
@@ -254,7 +262,21 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
 
     history: list[dict] = []
     run: dict = {"recipe": asdict(recipe)}
-    if recipe.arch == "mobilenetv2":
+    previous: dict = {}
+    if recipe.init_from:
+        # Continue fine-tuning a saved run: same weighting, history and clock carried over,
+        # so the run record describes the whole recipe.
+        previous = json.loads((Path(recipe.init_from) / RUN_FILENAME).read_text(encoding="utf-8"))
+        model = keras.saving.load_model(Path(recipe.init_from) / LOGITS_MODEL_FILENAME)
+        mode = previous["imbalance"]
+        weights_per_class = class_weights(train_labels, mode)
+        history += previous["history"]
+        run.update({key: previous[key] for key in previous if key not in ("recipe", "history", "hardware")})
+        run["previous_recipe"] = previous["recipe"]
+        if recipe.arch == "mobilenetv2":
+            base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+            run["fine_tuned_layers"] = unfreeze_top(base, recipe.fine_tune_from)
+    elif recipe.arch == "mobilenetv2":
         model, base, head = build_mobilenet_v2(recipe.input_size, weights, recipe.dropout)
         extractor = feature_extractor(model)
         t = time.time()
@@ -291,12 +313,13 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         recipe.seed,
     )
     steps = int(np.ceil(len(train_images) / recipe.batch_size))
-    tracker = fine_tune(model, dataset, steps, val_images, val_labels, recipe, deadline, log)
+    phase = "fine_tune_continued" if recipe.init_from else None
+    tracker = fine_tune(model, dataset, steps, val_images, val_labels, recipe, deadline, log, phase)
     history += tracker.history
     run["best_epoch"], run["val_balanced_accuracy"] = tracker.best_epoch, tracker.best_score
     run["epochs_run"] = len(tracker.history)
     run["class_weights"] = dict(zip(CLASSES, map(float, weights_per_class), strict=True))
-    run["train_seconds"] = time.time() - started
+    run["train_seconds"] = time.time() - started + previous.get("train_seconds", 0.0)
     run["hardware"] = {
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
@@ -342,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--fine-tune-from", default=defaults.fine_tune_from)
     parser.add_argument("--imbalance", choices=("auto", *IMBALANCE_MODES), default="auto")
+    parser.add_argument("--init-from", help="run folder to continue fine-tuning from (phase 1 is skipped)")
     args = parser.parse_args(argv)
 
     recipe = Recipe(
@@ -359,6 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         imbalance=args.imbalance,
         time_budget_min=args.time_budget_min,
         seed=args.seed,
+        init_from=args.init_from,
     )
     weights = None if args.weights == "none" else args.weights
 

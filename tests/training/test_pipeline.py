@@ -135,3 +135,21 @@ def test_fine_tuning_keeps_the_base_in_inference_mode():
     np.testing.assert_allclose(
         np.asarray(extractor(pictures, training=True)), np.asarray(extractor(pictures, training=False)), atol=1e-5
     )
+
+
+def test_a_run_continues_from_a_saved_run_and_keeps_its_record(shipped, tiny_dataset, tiny_split, tmp_path):
+    from training.train import Recipe, train
+
+    first = json.loads((shipped["run_dir"] / "run.json").read_text())
+    recipe = Recipe(
+        input_size=INPUT_SIZE,
+        batch_size=8,
+        fine_tune_epochs=1,
+        fine_tune_from="block_16_expand",
+        init_from=str(shipped["run_dir"]),
+    )
+    _, run = train(recipe, str(tiny_dataset["data_dir"]), str(tiny_split["path"]), None, None, tmp_path, print)
+    assert [e["phase"] for e in run["history"]][-1] == "fine_tune_continued"
+    assert len(run["history"]) == len(first["history"]) + 1
+    assert run["train_seconds"] > first["train_seconds"]
+    assert run["val_balanced_accuracy"] >= first["val_balanced_accuracy"] - 1e-9  # never ends worse

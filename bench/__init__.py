@@ -1,0 +1,1 @@
+"""Benchmarks and the load test: the model in-process, and the whole stack end to end (docs/PERFORMANCE.md)."""

@@ -1,0 +1,146 @@
+"""The LiteRT backend: the .tflite export serves the same predictions as the Keras model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier.models import ModelVersion
+from tests.conftest import REPO_ROOT
+from tests.factories import make_prediction
+from tests.images import image_bytes
+from tests.tiny_model import TINY_INPUT_SIZE, save_tiny_version
+from training.export_litert import export_version
+from training.preprocessing import to_model_input
+from worker.inference import run_predictions
+from worker.model_cache import ModelLoadError, load_model
+
+
+@pytest.fixture(scope="module")
+def exported_root(tmp_path_factory):
+    """A tiny version (its own name, so the per-process cache never mixes it up) with its .tflite."""
+    root = tmp_path_factory.mktemp("litert-models")
+    export_version(save_tiny_version(root, "tiny-litert", seed=3))
+    return root
+
+
+def generated_pixels(count: int) -> np.ndarray:
+    """Model input made the way the worker makes it: decoded JPEGs, cropped and resized."""
+    images = []
+    for seed in range(count):
+        with Image.open(io.BytesIO(image_bytes("JPEG", size=(200, 150), seed=seed))) as image:
+            image.load()
+            images.append(to_model_input(image, TINY_INPUT_SIZE))
+    return np.stack(images)
+
+
+def test_both_backends_give_the_same_probabilities_for_the_same_images(exported_root):
+    pixels = generated_pixels(9)
+    keras_model = load_model("tiny-litert", exported_root / "tiny-litert", backend="keras")
+    litert_model = load_model("tiny-litert", exported_root / "tiny-litert", threads=1, backend="litert")
+
+    expected = keras_model.predict(pixels)
+    for batch in (pixels, pixels[:1], pixels[:4]):  # the interpreter is resized between batch sizes
+        got = litert_model.predict(batch)
+        assert got.shape == (len(batch), 7)
+        np.testing.assert_allclose(got, expected[: len(batch)], atol=1e-4)
+        assert (got.argmax(axis=1) == expected[: len(batch)].argmax(axis=1)).all()
+
+
+def test_a_version_without_a_tflite_export_fails_with_a_clear_message(tmp_path):
+    version_dir = save_tiny_version(tmp_path, "keras-only")
+
+    with pytest.raises(ModelLoadError, match="no LiteRT export .*training.export_litert"):
+        load_model("keras-only", version_dir, backend="litert")
+
+
+@pytest.mark.django_db
+def test_a_prediction_under_litert_without_an_export_fails_instead_of_crashing(owner, active_tiny_model, settings):
+    settings.INFERENCE_BACKEND = "litert"  # the session's tiny model has no model.tflite
+    prediction = make_prediction(owner)
+
+    assert run_predictions([prediction.pk], task_id="litert-1") == []
+
+    prediction.refresh_from_db()
+    assert prediction.status == "failed"
+    assert "no LiteRT export" in prediction.error
+
+
+@pytest.mark.django_db
+def test_the_worker_stores_litert_predictions(owner, exported_root, settings):
+    from classifier.registry import register_model_versions
+
+    settings.MODEL_ROOT = exported_root
+    settings.INFERENCE_BACKEND = "litert"
+    register_model_versions(exported_root)
+    version = ModelVersion.objects.get(name="tiny-litert")
+    version.activate()
+    prediction = make_prediction(owner)
+
+    assert run_predictions([prediction.pk], task_id="litert-2") == [prediction.pk]
+
+    prediction.refresh_from_db()
+    assert prediction.status == "done" and prediction.model_version == version
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+# In a fresh interpreter: this test process has imported TensorFlow for the Keras tests.
+NO_TENSORFLOW_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import django
+    django.setup()
+    import numpy as np
+    import worker.tasks, worker.inference  # noqa: what a worker process imports
+    from worker.model_cache import get_model
+    model = get_model("tiny-litert", Path(sys.argv[1]), threads=1, backend="litert")
+    probabilities = model.predict(np.zeros((2, 32, 32, 3), np.float32))
+    print(json.dumps({
+        "shape": list(probabilities.shape),
+        "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")),
+    }))
+    """
+)
+
+
+def test_a_litert_worker_never_imports_tensorflow(exported_root, tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lesionsite.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
+        "INFERENCE_BACKEND": "litert",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW_SCRIPT, str(exported_root / "tiny-litert")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"shape": [2, 7], "loaded": []}
+
+
+def test_an_unknown_backend_is_refused_at_start_up():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lesionsite.settings", "INFERENCE_BACKEND": "onnx"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: INFERENCE_BACKEND='onnx'" in result.stderr

