@@ -61,7 +61,8 @@ def validate_files(files) -> list[tuple[str, CleanImage]]:
             http_status=413,
         )
     limits = upload_limits()
-    return [(display_name(f.name or ""), clean_upload(f, limits, filename=display_name(f.name or ""))) for f in files]
+    names = [display_name(f.name or "") for f in files]
+    return [(name, clean_upload(f, limits, filename=name)) for name, f in zip(names, files, strict=True)]
 
 
 def store_uploads(
@@ -81,18 +82,18 @@ def store_uploads(
             batch, stored = _store(owner, cleaned, written, age=age, sex=sex, site=site)
             queued = [item.prediction.pk for item in stored if item.created]
             transaction.on_commit(lambda: enqueue_predictions(queued))
-        for item in stored:
-            logger.info(
-                "prediction %s: %s for image %s",
-                item.prediction.pk,
-                "queued" if item.created else "existing upload returned",
-                item.image.pk,
-                extra={"prediction_id": item.prediction.pk, "image_id": item.image.pk},
-            )
     except BaseException:
         for name in written:
             default_storage.delete(name)
         raise
+    for item in stored:
+        logger.info(
+            "prediction %s: %s for image %s",
+            item.prediction.pk,
+            "queued" if item.created else "existing upload returned",
+            item.image.pk,
+            extra={"prediction_id": item.prediction.pk, "image_id": item.image.pk},
+        )
     return batch, stored
 
 
