@@ -60,7 +60,10 @@ def describe_architecture(recipe: dict) -> str:
             f"global average pooling, dropout {recipe['dropout']}, dense 7 logits; "
             "temperature-scaled softmax. Rescaling to [-1, 1] inside the model."
         )
-    return "Custom CNN: five Conv2D(3x3)+max-pooling blocks, global average pooling, dense 128, dropout, dense 7"
+    return (
+        "Custom CNN: five Conv2D(3x3)+batch-norm+ReLU+max-pooling blocks, global average pooling, "
+        "dense 128, dropout, dense 7"
+    )
 
 
 def make_card(version: str, run: dict, report: dict, split_file: str, created: str) -> dict:
@@ -132,8 +135,10 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
             "augmentation": "random flips (both axes), rotation (any angle), shifts 10 %, zoom 15 % - training only",
             "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
             "best_epoch": run.get("best_epoch"),
-            "epochs_run": run.get("epochs_run"),
             "head_epochs_run": sum(1 for e in history if e["phase"] == "head"),
+            "fine_tune_epochs_run": sum(1 for e in history if e["phase"].startswith("fine_tune")),
+            # A continued run (--init-from) is one recipe in two commands: the first one's settings.
+            "continued_from_recipe": run.get("previous_recipe"),
             "fine_tuned_layers": run.get("fine_tuned_layers"),
             "train_minutes": round(run["train_seconds"] / 60, 1),
             "hardware": run.get("hardware"),

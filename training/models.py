@@ -65,7 +65,7 @@ def unfreeze_top(base: keras.Model, from_layer: str) -> int:
 
 
 def build_custom_cnn(input_size: tuple[int, int], dropout: float = 0.4) -> keras.Model:
-    """The from-scratch baseline: five Conv2D/pooling blocks, dropout, dense.
+    """The from-scratch baseline: five Conv2D/batch-norm/pooling blocks, dropout, dense.
 
     One convolution per block keeps an epoch near a minute on two CPU cores, so
     the baseline gets as many epochs as the transfer model in a fraction of the time.
@@ -75,8 +75,12 @@ def build_custom_cnn(input_size: tuple[int, int], dropout: float = 0.4) -> keras
         keras.layers.Rescaling(1.0 / 255.0, name="to_0_1"),
     ]
     for filters in (16, 32, 64, 128, 256):
+        # Batch-norm before the ReLU: without it the class-weighted loss kept this net at
+        # the constant uniform prediction (loss ln 7) for whole epochs.
         layers += [
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
             keras.layers.MaxPooling2D(2),
         ]
     layers += [

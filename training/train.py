@@ -20,7 +20,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,6 @@ class Recipe:
     time_budget_min: float = 58.0
     init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
     seed: int = 7
-    extra: dict = field(default_factory=dict)
 
 
 # --- data ----------------------------------------------------------------------------
