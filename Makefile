@@ -33,5 +33,10 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# Benchmarks: the model in-process and the whole stack end to end, both backends (docs/PERFORMANCE.md).
+# Needs the local Redis and PostgreSQL; writes bench/results/latest.json.
+bench: $(STAMP)
+	$(PY) -m bench.run
+
 clean:
 	rm -rf var/ .pytest_cache .ruff_cache

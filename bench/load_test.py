@@ -24,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from bench.client import Api, get_token, jpeg_bytes, percentiles, prediction_ids
 
@@ -147,12 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-stack", action="store_true", help="start a bench stack (bench/run.py's) and stop it")
     parser.add_argument("--backend", default="keras", choices=["keras", "litert"], help="with --start-stack")
     parser.add_argument("--workers", type=int, default=2, help="inference processes, with --start-stack")
+    parser.add_argument("--model-dir", type=Path, help="with --start-stack; default: the newest under models/")
     args = parser.parse_args(argv)
 
     if args.start_stack:
+        from bench.run import warm_up
         from bench.stack import bench_stack
 
-        with bench_stack(backend=args.backend, workers=args.workers) as stack:
+        with bench_stack(backend=args.backend, workers=args.workers, model_dir=args.model_dir) as stack:
+            warm_up(stack, iter(range(10**6, 10**6 + 1000)))  # measure a warm stack, not the model loads
             result = run_load_test(stack.base_url, stack.token, args.uploads, args.clients, args.timeout)
     else:
         if not args.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):

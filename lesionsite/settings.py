@@ -82,7 +82,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # runs in one checkout never delete each other's database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     # Wait for the worker's writes instead of failing with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # IMMEDIATE: a transaction takes the write lock when it begins, so it waits its
+    # turn; a deferred one would begin as a reader and fail at once when its first
+    # write cannot upgrade the lock (concurrent uploads got 500s so).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -182,11 +185,11 @@ INFERENCE_BACKEND = envstr("INFERENCE_BACKEND", "keras").strip().lower()
 if INFERENCE_BACKEND not in INFERENCE_BACKENDS:
     raise ImproperlyConfigured(f"INFERENCE_BACKEND={INFERENCE_BACKEND!r} must be one of: {INFERENCE_BACKENDS}")
 # A pool process whose resident memory passes this is replaced after its current
-# task (never during one); the next task loads the model again. Measured per process
-# with the model loaded (docs/PERFORMANCE.md): ~700 MB keras, ~110 MB litert, so
-# the defaults leave room for normal use and catch only growth. 0 turns it off.
+# task (never during one); its next task loads the model again. Measured per pool
+# process serving the shipped model (docs/PERFORMANCE.md): 785-846 MB keras,
+# ~225 MB litert; the defaults (~1.5x, ~2.3x) catch growth, not normal use. 0: off.
 WORKER_MAX_MEMORY_PER_CHILD_MB = envint(
-    "WORKER_MAX_MEMORY_PER_CHILD_MB", 1024 if INFERENCE_BACKEND == "keras" else 384, minimum=0
+    "WORKER_MAX_MEMORY_PER_CHILD_MB", 1280 if INFERENCE_BACKEND == "keras" else 512, minimum=0
 )
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None  # Celery counts KiB
 

@@ -7,7 +7,6 @@ workers) is `python -m bench.load_test --start-stack`; see docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from bench.load_test import run_load_test
@@ -15,17 +14,7 @@ from classifier.models import Prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-DATABASE = settings.DATABASES["default"]
-# SQLite begins a transaction as a reader; an upload's first write must then upgrade
-# the lock, and SQLite refuses that at once ("database is locked", a 500) instead of
-# waiting while another upload writes. 8 of 20 uploads failed so. PostgreSQL (CI,
-# production) is unaffected; the fix for SQLite is OPTIONS transaction_mode=IMMEDIATE.
-SQLITE_DEFERRED = (
-    DATABASE["ENGINE"].endswith("sqlite3") and DATABASE.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE"
-)
 
-
-@pytest.mark.xfail(SQLITE_DEFERRED, reason="SQLite deferred transactions: 'database is locked' 500s", strict=False)
 def test_concurrent_uploads_all_get_a_prediction_and_no_server_error(
     live_server, celery_worker, active_tiny_model, owner
 ):
