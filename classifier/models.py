@@ -141,6 +141,8 @@ class LesionImage(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     labelled_at = models.DateTimeField(null=True, blank=True)
+    # The uploading clinician's own note (not the admin's diagnosis_note).
+    clinician_note = models.TextField(blank=True, max_length=2000)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -193,6 +195,17 @@ class Prediction(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.FloatField(null=True, blank=True, help_text="Model time per image, in the batch.")
+    # Honest confidence, decided by the worker with the version's card and settings.
+    is_uncertain = models.BooleanField(null=True, blank=True, help_text="Top probability below the uncertainty bar.")
+    ood_score = models.FloatField(
+        null=True, blank=True, help_text="Distance of the image's features from the training images (training.ood)."
+    )
+    is_out_of_distribution = models.BooleanField(
+        null=True, blank=True, help_text="Unlike a dermatoscopic image: score above the card's threshold."
+    )
+    explanation = models.JSONField(
+        null=True, blank=True, help_text="Grad-CAM heatmap of the top class: grid, class and crop box."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

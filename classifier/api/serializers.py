@@ -55,6 +55,10 @@ class PredictionSerializer(serializers.ModelSerializer):
             "malignant_probability",
             "is_malignant",
             "malignant_threshold",
+            "is_uncertain",
+            "ood_score",
+            "is_out_of_distribution",
+            "explanation",
             "model_version",
             "error",
             "created_at",
@@ -100,6 +104,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "created_at",
             "diagnosis",
             "diagnosis_method",
+            "clinician_note",
             "file_url",
             "prediction",
         ]
