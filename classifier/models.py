@@ -261,11 +261,24 @@ class Prediction(models.Model):
             )
 
     def mark_done(
-        self, version: ModelVersion, probabilities: dict[str, float], malignant: float, inference_ms: float
+        self,
+        version: ModelVersion,
+        probabilities: dict[str, float],
+        malignant: float,
+        inference_ms: float,
+        *,
+        is_uncertain: bool | None = None,
+        ood_score: float | None = None,
+        is_out_of_distribution: bool | None = None,
+        explanation: dict | None = None,
     ) -> bool:
         """Store a finished reading; False if this task no longer held the row."""
         top_class = max(probabilities, key=probabilities.get)
         return self._finish(
+            is_uncertain=is_uncertain,
+            ood_score=ood_score,
+            is_out_of_distribution=is_out_of_distribution,
+            explanation=explanation,
             status=self.Status.DONE,
             model_version=version,
             probabilities=probabilities,

@@ -21,7 +21,7 @@ def _newest_first(cards: list[tuple[Path, ModelCard]]) -> list[tuple[Path, Model
 
 @transaction.atomic
 def register_model_versions(model_root: Path | str | None = None) -> list[ModelVersion]:
-    """Create a ModelVersion for each valid version folder not yet known.
+    """Create a ModelVersion for each valid version folder not yet known; refresh known ones' cards.
 
     A folder whose card is invalid is skipped with a warning (the system check
     reports it too). If no version is active afterwards, the newest is activated.
@@ -35,7 +35,15 @@ def register_model_versions(model_root: Path | str | None = None) -> list[ModelV
         except CardError as exc:
             logger.warning("Skipping model folder %s: %s", version_dir, exc)
 
-    known = set(ModelVersion.objects.values_list("name", flat=True))
+    known = {version.name: version for version in ModelVersion.objects.all()}
+    for version_dir, card in cards:
+        version = known.get(card.version)
+        # A card on disk may gain entries after registration (training.fit_ood adds
+        # the out-of-distribution check); the database's copy follows it.
+        if version is not None and version.directory == version_dir.name and version.card != card.raw:
+            version.card, version.malignant_threshold = card.raw, card.malignant_threshold
+            version.save(update_fields=["card", "malignant_threshold"])
+            logger.info("Updated the card of model version %s from %s", card.version, version_dir)
     created = [
         ModelVersion.objects.create(
             name=card.version,

@@ -175,6 +175,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Inference.
 INFERENCE_BATCH_SIZE = envint("INFERENCE_BATCH_SIZE", 32, minimum=1)  # one compiled call per 32 images
+# A result whose top class has a probability below this is shown as uncertain
+# (the model card reports how often that happens on the validation split, and how
+# accurate such results are). Calibrated probabilities make one bar fit all classes.
+UNCERTAIN_BELOW = envfloat("UNCERTAIN_BELOW", 0.5, minimum=0.0, maximum=1.0)
 # TensorFlow threads per worker process; 0 lets TensorFlow use every core.
 INFERENCE_THREADS = envint("INFERENCE_THREADS", 0, minimum=0)
 # "keras": the version's model.keras in TensorFlow. "litert": its model.tflite

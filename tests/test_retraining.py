@@ -55,6 +55,10 @@ def test_a_job_registers_a_candidate_with_metrics_that_a_strict_gate_keeps_inact
     assert candidate.card["metrics"]["incumbent_test"]["n_images"] == test_metrics["n_images"]
     assert candidate.model_path.is_file()
     assert "epoch 1" in job.log_tail
+    # The new version carries its own out-of-distribution check and uncertainty report.
+    assert candidate.card["ood"]["threshold"] == 1.0
+    assert (candidate.model_path.parent / candidate.card["ood"]["file"]).is_file()
+    assert candidate.card["uncertainty"]["top_probability_below"] == settings.UNCERTAIN_BELOW
 
 
 def test_a_permissive_gate_activates_the_new_version(admin_user, active_tiny_model, labelled, settings):

@@ -32,3 +32,20 @@ def load_model_input(path, input_size: tuple[int, int]) -> np.ndarray:
     with Image.open(path) as image:
         image.load()
         return to_model_input(image, input_size)
+
+
+def crop_box(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The part of a (width, height) picture that ``to_model_input`` keeps, as fractions (left, top, right, bottom).
+
+    A heatmap over the model's input covers this box of the picture, not all of it.
+    """
+    width, height = image_size
+    target_height, target_width = input_size
+    picture_ratio, target_ratio = width / height, target_width / target_height
+    if abs(picture_ratio - target_ratio) < 1e-9:
+        return (0.0, 0.0, 1.0, 1.0)
+    if picture_ratio > target_ratio:  # wider than the input: the sides are cut, centred
+        kept = target_ratio / picture_ratio
+        return ((1 - kept) / 2, 0.0, (1 + kept) / 2, 1.0)
+    kept = picture_ratio / target_ratio
+    return (0.0, (1 - kept) / 2, 1.0, (1 + kept) / 2)

@@ -13,8 +13,8 @@ from PIL import Image
 
 from classifier.models import ModelVersion, Prediction
 from training.classes import malignant_probability
-from training.preprocessing import to_model_input
-from worker.model_cache import ModelLoadError, get_model
+from training.preprocessing import crop_box, to_model_input
+from worker.model_cache import LoadedModel, ModelLoadError, ModelOutputs, get_model
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,11 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
         logger.error("predictions %s: %s", held, exc, extra={"prediction_ids": held, "task_id": task_id})
         return _fail_all(predictions, str(exc))
 
-    readable, pixels = [], []
+    readable, pixels, boxes = [], [], []
     for prediction in predictions:
         try:
             pixels.append(_read_pixels(prediction, model.input_size))
+            boxes.append(crop_box((prediction.image.width, prediction.image.height), model.input_size))
             readable.append(prediction)
         except OSError as exc:
             logger.error(
@@ -68,18 +69,20 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
     for start in range(0, len(readable), batch_size):
         chunk = readable[start : start + batch_size]
         began = time.perf_counter()
-        probabilities = model.predict(np.stack(pixels[start : start + batch_size]))
+        chunk_pixels = np.stack(pixels[start : start + batch_size])
+        outputs = model.analyse(chunk_pixels)
         per_image_ms = (time.perf_counter() - began) * 1000 / len(chunk)
+        readings = describe(model, outputs, chunk_pixels, boxes[start : start + batch_size])
         stored = []
         # One commit for the chunk, not one per row: a PostgreSQL commit waits for
         # its WAL flush (2-9 ms measured), so 32 commits cost as much as a LiteRT
         # call on 32 images (docs/PERFORMANCE.md). A failure rolls the chunk back
         # to "running" for this task, which the task's error handling then fails.
         with transaction.atomic():
-            for prediction, row in zip(chunk, probabilities, strict=True):
+            for prediction, row, reading in zip(chunk, outputs.probabilities, readings, strict=True):
                 by_class = {code: float(p) for code, p in zip(model.card.classes, row, strict=True)}
                 malignant = malignant_probability(by_class)
-                if prediction.mark_done(version, by_class, malignant, per_image_ms):
+                if prediction.mark_done(version, by_class, malignant, per_image_ms, **reading):
                     stored.append(prediction)
         for prediction in stored:  # logged once committed, so a line never claims a rolled-back result
             finished.append(prediction.pk)
@@ -93,6 +96,30 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
                 extra={"prediction_id": prediction.pk, "task_id": task_id, "model_version": version.name},
             )
     return finished
+
+
+def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, boxes: list[tuple]) -> list[dict]:
+    """Per image: is it uncertain, how unlike the training images is it, and where did the model look."""
+    uncertain_below = settings.UNCERTAIN_BELOW
+    scores = model.ood_scores(outputs, pixels)
+    threshold = (model.card.raw.get("ood") or {}).get("threshold", 1.0)
+    readings = []
+    for i, row in enumerate(outputs.probabilities):
+        top = int(np.argmax(row))
+        reading = {"is_uncertain": bool(row[top] < uncertain_below)}
+        if scores is not None:
+            reading["ood_score"] = round(float(scores[i]), 3)
+            reading["is_out_of_distribution"] = bool(scores[i] > threshold)
+        if outputs.heatmaps is not None:
+            reading["explanation"] = {
+                "method": "grad-cam",
+                "class": model.card.classes[top],
+                # Rows top to bottom over the model's input, which is this box of the picture.
+                "grid": np.round(outputs.heatmaps[i], 3).tolist(),
+                "box": [round(edge, 4) for edge in boxes[i]],
+            }
+        readings.append(reading)
+    return readings
 
 
 def fail_predictions(prediction_ids: list[int], task_id: str, message: str) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from training.card import ModelCard, read_card
+from training.ood import OodDetector, load_detector
 
 BACKENDS = ("keras", "litert")
 LITERT_FILENAME = "model.tflite"  # as training.export_litert writes it (that module imports TensorFlow)
@@ -36,20 +37,40 @@ class ModelLoadError(RuntimeError):
 
 
 @dataclass
+class ModelOutputs:
+    """What one call gives for N images; features and heatmaps where the backend provides them."""
+
+    probabilities: np.ndarray  # (N, classes), calibrated
+    features: np.ndarray | None = None  # (N, d) pooled features, for the out-of-distribution score
+    heatmaps: np.ndarray | None = None  # (N, h, w) Grad-CAM of each image's top class, 0..1
+
+
+@dataclass
 class LoadedModel:
     version: str
     card: ModelCard
-    _call: Callable[[np.ndarray], np.ndarray]
+    _call: Callable[[np.ndarray], ModelOutputs]
     load_seconds: float
     backend: str = "keras"
+    ood: OodDetector | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
         return self.card.input_size
 
+    def analyse(self, pixels: np.ndarray) -> ModelOutputs:
+        """Probabilities, features and heatmaps for float32 RGB pixels (N, H, W, 3) in 0..255."""
+        return self._call(pixels)
+
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for float32 RGB pixels (N, H, W, 3) in 0..255."""
-        return self._call(pixels)
+        return self._call(pixels).probabilities
+
+    def ood_scores(self, outputs: ModelOutputs, pixels: np.ndarray) -> np.ndarray | None:
+        """Out-of-distribution scores (N,), above 1 is out; None when this version or backend has no detector."""
+        if self.ood is None or outputs.features is None:
+            return None
+        return self.ood.score(outputs.features, pixels)
 
 
 _lock = threading.Lock()
@@ -81,11 +102,32 @@ def load_model(version_name: str, version_dir: Path, threads: int = 0, backend: 
     else:
         raise ModelLoadError(f"Unknown inference backend {backend!r}; expected one of {', '.join(BACKENDS)}.")
 
+    ood = _load_ood(version_name, Path(version_dir), card)
     height, width = card.input_size
-    call(np.zeros((1, height, width, 3), np.float32))  # trace / allocate now, not on a clinician's first image
+    outputs = call(np.zeros((1, height, width, 3), np.float32))  # trace / allocate now, not on a first image
+    if ood is not None and outputs.features is not None and outputs.features.shape[1] != ood.feature_dim:
+        raise ModelLoadError(
+            f"Model version {version_name}'s out-of-distribution detector expects {ood.feature_dim} features, "
+            f"but the model gives {outputs.features.shape[1]}."
+        )
     seconds = time.perf_counter() - started
     logger.info("Loaded model version %s (%s) in %.1f s", version_name, backend, seconds)
-    return LoadedModel(version=version_name, card=card, _call=call, load_seconds=seconds, backend=backend)
+    return LoadedModel(version=version_name, card=card, _call=call, load_seconds=seconds, backend=backend, ood=ood)
+
+
+def _load_ood(version_name: str, version_dir: Path, card: ModelCard) -> OodDetector | None:
+    """The version's out-of-distribution detector, if its card has one (training.fit_ood writes both)."""
+    described = card.raw.get("ood")
+    if not described:
+        return None
+    path = version_dir / described.get("file", "")
+    try:
+        return load_detector(path)
+    except (OSError, KeyError, ValueError) as exc:
+        # The card promises the check; serving without it would give confident labels to non-lesions.
+        raise ModelLoadError(
+            f"Model version {version_name}'s out-of-distribution detector {path} is unreadable: {exc}"
+        ) from exc
 
 
 def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: int):
@@ -111,14 +153,76 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
 
     # One traced graph for every batch size: a compiled call costs ~1/10 of
     # model.predict() per image on these machines.
-    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)], reduce_retracing=True)
-    def serve(pixels):
-        return model(pixels, training=False)
+    spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
+    explained = _explainable_parts(model)
+    if explained is None:
+        logger.warning("Model version %s has no 'pool' -> 'logits' head: no heatmaps or features", version_name)
 
-    def call(pixels: np.ndarray) -> np.ndarray:
-        return serve(tf.convert_to_tensor(pixels, dtype=tf.float32)).numpy()
+        @tf.function(input_signature=spec, reduce_retracing=True)
+        def serve(pixels):
+            return model(pixels, training=False)
+
+        def call(pixels: np.ndarray) -> ModelOutputs:
+            return ModelOutputs(serve(tf.convert_to_tensor(pixels, dtype=tf.float32)).numpy())
+
+        return call
+
+    feature_maps, head, calibration = explained
+
+    @tf.function(input_signature=spec, reduce_retracing=True)
+    def serve_explained(pixels):
+        # Grad-CAM (Selvaraju et al. 2017): weight the last feature maps by the mean
+        # gradient of the top class's logit. The gradient only runs back through the
+        # small head, so the whole call costs what the forward pass does (measured).
+        maps = feature_maps(pixels, training=False)
+        with tf.GradientTape() as tape:
+            tape.watch(maps)
+            x, pooled = maps, None
+            for layer in head:
+                x = layer(x, training=False)
+                pooled = x if pooled is None else pooled  # the first head layer is the pooling
+            top = tf.argmax(x, axis=1)
+            top_logits = tf.gather(x, top, axis=1, batch_dims=1)
+        gradients = tape.gradient(top_logits, maps)
+        weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
+        heatmaps = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
+        peak = tf.reduce_max(heatmaps, axis=[1, 2], keepdims=True)
+        heatmaps = tf.math.divide_no_nan(heatmaps, peak)
+        probabilities = x
+        for layer in calibration:
+            probabilities = layer(probabilities, training=False)
+        return probabilities, pooled, heatmaps
+
+    def call(pixels: np.ndarray) -> ModelOutputs:
+        probabilities, features, heatmaps = serve_explained(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
 
     return call
+
+
+def _explainable_parts(model):
+    """Split the model at its pooling: (input -> feature maps, [pool .. logits], [logits -> probabilities]).
+
+    The platform's models (training.models) end in pool -> dropout -> logits ->
+    temperature scaling -> softmax, one layer after another; a model that does not
+    gives None and is served without heatmaps or features.
+    """
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "pool" not in names or "logits" not in names or names.index("pool") > names.index("logits"):
+        return None
+    pool = model.get_layer("pool")
+    if len(pool.input.shape) != 4:
+        return None
+    tail = model.layers[names.index("pool") :]
+    # Only a plain chain can be re-applied layer by layer.
+    for before, after in zip(tail, tail[1:], strict=False):
+        if len(after._inbound_nodes) != 1 or after.input is not before.output:
+            return None
+    split = names.index("logits") - names.index("pool") + 1
+    feature_maps = keras.Model(model.inputs, pool.input, name="feature_maps")
+    return feature_maps, tail[:split], tail[split:]
 
 
 def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads: int):
@@ -155,7 +259,7 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
     call_lock = threading.Lock()
     allocated = {"batch": None}
 
-    def call(pixels: np.ndarray) -> np.ndarray:
+    def call(pixels: np.ndarray) -> ModelOutputs:
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         with call_lock:
             if allocated["batch"] != len(pixels):
@@ -164,7 +268,10 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
                 allocated["batch"] = len(pixels)
             interpreter.set_tensor(input_index, pixels)
             interpreter.invoke()
-            return interpreter.get_tensor(output_index)  # a copy, safe to keep after the next call
+            # get_tensor returns a copy, safe to keep after the next call. The export
+            # has probabilities only: no features (no out-of-distribution score) and
+            # no heatmaps with this backend (docs/PERFORMANCE.md).
+            return ModelOutputs(interpreter.get_tensor(output_index))
 
     return call
 

@@ -25,9 +25,12 @@ from django.utils import timezone
 
 from classifier.models import LesionImage, ModelVersion, TrainingJob
 from classifier.quality_gate import quality_gate
+from training.calibrate import softmax
 from training.card import MODEL_FILENAME, read_card, write_card
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE, read_split
+from training.fit_ood import fit_ood_entries
+from training.ood import OOD_FILENAME, save_detector
 from training.preprocessing import load_model_input
 
 logger = logging.getLogger(__name__)
@@ -188,9 +191,11 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
     val_images, val_labels = data.part("val")
     test_images, test_labels = data.part("test")
     job.log(f"computing features at {input_size[0]}x{input_size[1]}")
+    val_pixels = load_pixels(val_images, input_size).astype(np.float32)  # kept: the OOD check's texture bar
     features = {
-        name: features_model.predict(load_pixels(images, input_size).astype(np.float32), batch_size=32, verbose=0)
-        for name, images in (("train", train_images), ("val", val_images), ("test", test_images))
+        "train": features_model.predict(load_pixels(train_images, input_size).astype(np.float32), 32, verbose=0),
+        "val": features_model.predict(val_pixels, batch_size=32, verbose=0),
+        "test": features_model.predict(load_pixels(test_images, input_size).astype(np.float32), 32, verbose=0),
     }
     _check_cancel(job)
 
@@ -245,7 +250,13 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
             "phase": "classification head retrained on frozen features",
         },
     }
-    version_dir = export_version(build_calibrated_model(logits_model, evaluation["temperature"]), card)
+    val_probabilities = softmax(val_logits, evaluation["temperature"])
+    ood_check = fit_ood_check(job, features, train_labels, (val_probabilities, val_labels, val_pixels))
+    if ood_check is not None:
+        card["ood"], card["uncertainty"] = ood_check[1], ood_check[2]
+    version_dir = export_version(
+        build_calibrated_model(logits_model, evaluation["temperature"]), card, ood_check[0] if ood_check else None
+    )
     return {
         "card": card,
         "candidate_metrics": evaluation["test"],
@@ -258,14 +269,30 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
     }, version_dir
 
 
-def export_version(model, card: dict) -> Path:
-    """Write model and card to a hidden folder, then rename it into MODEL_ROOT: a crash
-    half-way leaves no folder that looks like a version."""
+def fit_ood_check(job: TrainingJob, features: dict, train_labels: np.ndarray, val: tuple):
+    """The new version's out-of-distribution check (training.fit_ood), or None if the data cannot fit one."""
+    val_probabilities, val_labels, val_pixels = val
+    try:
+        return fit_ood_entries(
+            (features["train"], train_labels),
+            (features["val"], val_probabilities, val_labels, val_pixels),
+            uncertain_below=settings.UNCERTAIN_BELOW,
+        )
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        job.log(f"no out-of-distribution check for this version: {exc}")
+        return None
+
+
+def export_version(model, card: dict, ood_detector=None) -> Path:
+    """Write model, card (and OOD detector) to a hidden folder, then rename it into MODEL_ROOT:
+    a crash half-way leaves no folder that looks like a version."""
     root = Path(settings.MODEL_ROOT)
     partial = root / f".partial-{card['version']}"
     try:
         partial.mkdir(parents=True)
         model.save(partial / MODEL_FILENAME)
+        if ood_detector is not None:
+            save_detector(ood_detector, partial / OOD_FILENAME)
         write_card(partial, json.loads(json.dumps(card, default=float)))
         final = root / card["version"]
         partial.rename(final)

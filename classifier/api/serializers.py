@@ -36,6 +36,7 @@ class PredictionSerializer(serializers.ModelSerializer):
     )
     top_class_name = serializers.CharField(read_only=True)
     probabilities = serializers.SerializerMethodField()
+    ood_threshold = serializers.SerializerMethodField()
     queue_seconds = serializers.FloatField(read_only=True)
     total_seconds = serializers.FloatField(read_only=True)
     result_page = serializers.SerializerMethodField()
@@ -57,6 +58,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "malignant_threshold",
             "is_uncertain",
             "ood_score",
+            "ood_threshold",
             "is_out_of_distribution",
             "explanation",
             "model_version",
@@ -77,6 +79,13 @@ class PredictionSerializer(serializers.ModelSerializer):
             return None
         # Always the same key order, whatever order the model's card used.
         return {code: prediction.probabilities[code] for code in CLASSES if code in prediction.probabilities}
+
+    @extend_schema_field({"type": "number", "nullable": True})
+    def get_ood_threshold(self, prediction: Prediction) -> float | None:
+        """The out-of-distribution score above which the version flags an image (from its card)."""
+        if prediction.model_version is None:
+            return None
+        return (prediction.model_version.card.get("ood") or {}).get("threshold")
 
     def get_result_page(self, prediction: Prediction) -> str:
         return self.context["request"].build_absolute_uri(prediction.get_absolute_url())

@@ -1,0 +1,106 @@
+"""training.ood and the crop geometry a heatmap is drawn over: plain functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from training.ood import fit_detector, load_detector, save_detector
+from training.preprocessing import crop_box
+from training.synthetic_ood import KINDS, make_pictures
+
+
+def clusters(rng, n_per_class=200, dim=16, classes=3):
+    centres = rng.normal(0, 5, (classes, dim)) + 10
+    features = np.concatenate([centre + rng.normal(0, 1, (n_per_class, dim)) for centre in centres])
+    labels = np.repeat(np.arange(classes), n_per_class)
+    return features, labels, centres
+
+
+def smooth_pixels(rng, count, size=24):
+    """Pictures with gentle texture, like dermatoscopic ones."""
+    base = rng.uniform(60, 200, (count, 1, 1, 3))
+    ramp = np.linspace(0, 20, size)[None, :, None, None]
+    return base + ramp + rng.normal(0, 1, (count, size, size, 3))
+
+
+def fitted(seed=0, flag_rate=0.03):
+    rng = np.random.default_rng(seed)
+    features, labels, centres = clusters(rng)
+    validation, _, _ = clusters(np.random.default_rng(seed + 100))
+    detector = fit_detector(features, labels, 3, validation, smooth_pixels(rng, len(validation)), flag_rate)
+    return detector, rng, centres
+
+
+def test_each_check_flags_what_it_is_for_and_not_pictures_like_the_training_ones():
+    detector, rng, centres = fitted()
+    familiar_features = centres[1] + rng.normal(0, 1, (50, 16))
+    familiar_pixels = smooth_pixels(rng, 50)
+    unfamiliar_content = rng.normal(0, 1, (50, 16)) * 20 + 60  # far from every class
+    nothing_to_see = np.full((50, 16), 0.01)  # a blank frame: features near zero
+    noise = rng.uniform(0, 255, (50, 24, 24, 3))
+
+    assert (detector.score(familiar_features, familiar_pixels) > 1).mean() <= 0.1
+    assert (detector.score(unfamiliar_content, familiar_pixels) > 1).all()
+    assert (detector.score(nothing_to_see, familiar_pixels) > 1).all()
+    assert (detector.score(familiar_features, noise) > 1).all()
+
+
+def test_the_thresholds_flag_about_the_chosen_share_of_validation_images():
+    rng = np.random.default_rng(1)
+    features, labels, _ = clusters(rng)
+    validation, _, _ = clusters(np.random.default_rng(2), n_per_class=400)
+    pixels = smooth_pixels(rng, len(validation))
+    detector = fit_detector(features, labels, 3, validation, pixels, flag_rate=0.06)
+
+    assert (detector.score(validation, pixels) > 1).mean() == pytest.approx(0.06, abs=0.02)
+
+
+def test_a_saved_detector_scores_as_the_fitted_one(tmp_path):
+    detector, rng, _ = fitted(3)
+    save_detector(detector, tmp_path / "ood.npz")
+
+    loaded = load_detector(tmp_path / "ood.npz")
+
+    probe, pixels = rng.normal(10, 3, (20, 16)), smooth_pixels(rng, 20)
+    np.testing.assert_allclose(loaded.score(probe, pixels), detector.score(probe, pixels), rtol=1e-3)
+
+
+def test_fitting_without_every_class_and_scoring_the_wrong_width_are_refused():
+    rng = np.random.default_rng(4)
+    features, labels, _ = clusters(rng)
+    pixels = smooth_pixels(rng, len(features))
+    with pytest.raises(ValueError, match="no training features for classes \\[3\\]"):
+        fit_detector(features, labels, 4, features, pixels)
+    with pytest.raises(ValueError, match="flag_rate"):
+        fit_detector(features, labels, 3, features, pixels, flag_rate=0)
+    detector = fit_detector(features, labels, 3, features, pixels)
+    with pytest.raises(ValueError, match="expects 16"):
+        detector.score(np.zeros((2, 15)), pixels[:2])
+
+
+@pytest.mark.parametrize(
+    ("size", "input_size"), [((200, 150), (150, 150)), ((120, 300), (64, 64)), ((64, 32), (32, 64))]
+)
+def test_the_crop_box_is_the_region_the_model_input_is_made_from(size, input_size):
+    # Every pixel unique: the fitted picture equals the box's crop, resized.
+    width, height = size
+    pixels = np.arange(width * height * 3, dtype=np.uint32).reshape(height, width, 3) % 251
+    picture = Image.fromarray(pixels.astype(np.uint8))
+    left, top, right, bottom = crop_box(size, input_size)
+
+    fitted = ImageOps.fit(picture, (input_size[1], input_size[0]))
+    cropped = picture.resize(
+        (input_size[1], input_size[0]), box=(left * width, top * height, right * width, bottom * height)
+    )
+
+    assert np.array_equal(np.asarray(fitted), np.asarray(cropped))
+
+
+def test_the_synthetic_pictures_are_of_every_kind_and_reproducible():
+    first, second = make_pictures(2, seed=5), make_pictures(2, seed=5)
+    assert set(first) == set(KINDS)
+    for kind in KINDS:
+        assert [p.tobytes() for p in first[kind]] == [p.tobytes() for p in second[kind]]
+        assert all(p.size == (200, 150) and p.mode == "RGB" for p in first[kind])

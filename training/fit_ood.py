@@ -1,0 +1,157 @@
+"""Give a model version its out-of-distribution check and its uncertainty report.
+
+Fits training.ood's detector on the training split's features, sets its threshold
+on the validation split, measures it on the test split (in-distribution, scored
+only) and on synthetic non-dermatoscopic pictures (training.synthetic_ood), and
+writes ``ood.npz`` beside the model with the card's ``ood`` and ``uncertainty``
+entries. The worker then flags out-of-distribution uploads instead of giving them
+a confident lesion label.
+
+    python -m training.fit_ood models/mobilenetv2-150-v1 --data-dir ../shared/data/ham10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training.card import CARD_FILENAME, MODEL_FILENAME, write_card
+from training.classes import CLASSES
+from training.data import DEFAULT_SPLIT_FILE
+from training.ood import DEFAULT_FLAG_RATE, OOD_FILENAME, fit_detector, save_detector
+from training.preprocessing import to_model_input
+from training.synthetic_ood import make_pictures
+
+DEFAULT_UNCERTAIN_BELOW = 0.5  # lesionsite.settings.UNCERTAIN_BELOW's default
+SYNTHETIC_PER_KIND = 40
+
+
+def features_and_probabilities(model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (N, d) and probabilities (N, classes) of uint8 or float images (N, H, W, 3)."""
+    import keras
+    import tensorflow as tf
+
+    both = keras.Model(model.inputs, [model.get_layer("pool").output, model.output])
+    call = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
+    features, probabilities = [], []
+    for start in range(0, len(images), batch_size):
+        f, p = call(tf.convert_to_tensor(images[start : start + batch_size], dtype=tf.float32))
+        features.append(f.numpy())
+        probabilities.append(p.numpy())
+    return np.concatenate(features), np.concatenate(probabilities)
+
+
+def uncertainty_report(probabilities: np.ndarray, labels: np.ndarray, below: float) -> dict:
+    """How often the top probability is under `below`, and how right the model is on each side of it."""
+    top = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == labels
+    uncertain = top < below
+
+    def accuracy(mask):
+        return round(float(right[mask].mean()), 3) if mask.any() else None
+
+    return {
+        "share_uncertain": round(float(uncertain.mean()), 3),
+        "accuracy_when_uncertain": accuracy(uncertain),
+        "accuracy_otherwise": accuracy(~uncertain),
+    }
+
+
+def fit_ood_entries(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    flag_rate: float = DEFAULT_FLAG_RATE,
+    uncertain_below: float = DEFAULT_UNCERTAIN_BELOW,
+):
+    """From (train features, labels) and (val features, probabilities, labels, pixels): detector and card entries."""
+    train_features, train_labels = train
+    val_features, val_probabilities, val_labels, val_pixels = val
+    detector = fit_detector(train_features, train_labels, len(CLASSES), val_features, val_pixels, flag_rate)
+    mahalanobis, norm, texture = (round(float(t), 4) for t in detector.thresholds)
+    ood = {
+        "method": (
+            "training.ood: the largest of (Mahalanobis distance of the pooled features to the nearest class mean "
+            "/ its threshold), (its threshold / the feature vector's length), (mean absolute Laplacian of the "
+            "grey levels / its threshold); flagged above 1"
+        ),
+        "file": OOD_FILENAME,
+        "threshold": 1.0,
+        "checks": {"mahalanobis_above": mahalanobis, "feature_norm_below": norm, "texture_above": texture},
+        "threshold_rule": f"each check flags {flag_rate / 3:.2%} of the validation split's (in-distribution) images",
+        "fitted_on": f"train split features ({len(train_features)} images)",
+        "flagged": {"val": flagged_share(detector, val_features, val_pixels)},
+    }
+    uncertainty = {
+        "top_probability_below": uncertain_below,
+        "val": uncertainty_report(val_probabilities, val_labels, uncertain_below),
+    }
+    return detector, ood, uncertainty
+
+
+def flagged_share(detector, features: np.ndarray, pixels: np.ndarray) -> float:
+    return round(float((detector.score(features, pixels) > 1.0).mean()), 4)
+
+
+def synthetic_detection(model, detector, input_size: tuple[int, int], per_kind: int) -> dict:
+    """Share of each kind of synthetic non-dermatoscopic picture that is flagged."""
+    rates = {}
+    for kind, pictures in make_pictures(per_kind, seed=7).items():
+        pixels = np.stack([to_model_input(picture, input_size) for picture in pictures])
+        features, _ = features_and_probabilities(model, pixels)
+        rates[kind] = flagged_share(detector, features, pixels)
+    return rates
+
+
+def write_ood(version_dir: Path, detector, ood: dict, uncertainty: dict) -> None:
+    """Write the detector first, the card that refers to it last."""
+    save_detector(detector, version_dir / OOD_FILENAME)
+    card = json.loads((version_dir / CARD_FILENAME).read_text(encoding="utf-8"))
+    card["ood"], card["uncertainty"] = ood, uncertainty
+    write_card(version_dir, card)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("version_dir", type=Path)
+    parser.add_argument("--data-dir", required=True, help="HAM10000 folder (metadata CSV + images/)")
+    parser.add_argument("--split-file", default=str(DEFAULT_SPLIT_FILE))
+    parser.add_argument("--cache-dir", default="training_runs/cache", help="decoded-image cache; '' for none")
+    parser.add_argument("--flag-rate", type=float, default=DEFAULT_FLAG_RATE)
+    parser.add_argument("--uncertain-below", type=float, default=DEFAULT_UNCERTAIN_BELOW)
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from training.card import read_card
+    from training.train import load_split_arrays
+
+    card = read_card(args.version_dir)
+    model = keras.saving.load_model(args.version_dir / MODEL_FILENAME, compile=False)
+    arrays = load_split_arrays(
+        args.data_dir, args.split_file, card.input_size, args.cache_dir or None, ("train", "val", "test")
+    )
+    outputs = {name: features_and_probabilities(model, images) for name, (images, _, _) in arrays.items()}
+    labels = {name: arrays[name][1] for name in arrays}
+    detector, ood, uncertainty = fit_ood_entries(
+        (outputs["train"][0], labels["train"]),
+        (*outputs["val"], labels["val"], arrays["val"][0]),
+        args.flag_rate,
+        args.uncertain_below,
+    )
+    # Scored, not chosen on: the test split and the synthetic pictures.
+    ood["flagged"]["test"] = flagged_share(detector, outputs["test"][0], arrays["test"][0])
+    ood["synthetic_flagged"] = synthetic_detection(model, detector, card.input_size, SYNTHETIC_PER_KIND)
+    ood["synthetic_note"] = (
+        f"{SYNTHETIC_PER_KIND} generated pictures per kind (training.synthetic_ood): far-OOD only; "
+        "near-OOD (clinical photos without a dermatoscope) is not measured"
+    )
+    uncertainty["test"] = uncertainty_report(outputs["test"][1], labels["test"], args.uncertain_below)
+    write_ood(args.version_dir, detector, ood, uncertainty)
+    print(json.dumps({"ood": ood, "uncertainty": uncertainty}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
