@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET
 from classifier.forms import HistoryFilterForm, UploadForm
 from classifier.models import Prediction
 from classifier.scoping import visible_batches, visible_images, visible_predictions
+from classifier.triage import by_attention
 from classifier.uploads import ImageRejected, UploadRejected, store_uploads
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 
@@ -20,6 +22,7 @@ HISTORY_PAGE_SIZE = 20
 
 @login_required
 def upload(request):
+    limits = {"max_files": settings.UPLOAD_MAX_FILES, "max_bytes": settings.UPLOAD_MAX_BYTES}
     if request.method == "POST":
         form = UploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -32,8 +35,8 @@ def upload(request):
                 if batch is not None:
                     return redirect(batch)
                 return redirect(stored[0].prediction)
-        return render(request, "classifier/upload.html", {"form": form}, status=400)
-    return render(request, "classifier/upload.html", {"form": UploadForm()})
+        return render(request, "classifier/upload.html", {"form": form, "limits": limits}, status=400)
+    return render(request, "classifier/upload.html", {"form": UploadForm(), "limits": limits})
 
 
 @login_required
@@ -46,8 +49,10 @@ def prediction_detail(request, pk: int):
 @login_required
 def batch_detail(request, pk: int):
     batch = get_object_or_404(visible_batches(request.user), pk=pk)
-    predictions = visible_predictions(request.user).filter(image__batch=batch).order_by("id")
-    return render(request, "classifier/batch.html", {"batch": batch, "predictions": predictions})
+    predictions = by_attention(visible_predictions(request.user).filter(image__batch=batch))
+    finished = sum(1 for prediction in predictions if prediction.is_finished)
+    context = {"batch": batch, "predictions": predictions, "finished": finished}
+    return render(request, "classifier/batch.html", context)
 
 
 @login_required

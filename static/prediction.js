@@ -1,5 +1,5 @@
-// Keeps a result page (or a batch page) current without reloading: it polls
-// the REST API with the session cookie until every prediction has finished.
+// Keeps a result page current without reloading: it polls
+// the REST API with the session cookie until the prediction has finished (batch pages: batch.js).
 (function () {
   "use strict";
 
@@ -65,26 +65,5 @@
   var result = document.getElementById("result");
   if (result) {
     poll(result.dataset.statusUrl, function (data) { return renderPrediction(result, data); });
-  }
-
-  var batch = document.getElementById("batch");
-  if (batch) {
-    poll(batch.dataset.statusUrl, function (data) {
-      var done = 0;
-      data.results.forEach(function (item) {
-        var row = batch.querySelector('[data-prediction="' + item.id + '"]');
-        if (!row) { return; }
-        row.querySelector(".status").textContent = item.status;
-        row.querySelector(".status").className = "status status-" + item.status;
-        row.querySelector(".top").textContent = item.status === "done"
-          ? item.top_class_name + " (" + percent(item.top_probability) + " %)" : (item.error || "");
-        row.querySelector(".flag").textContent = item.is_malignant ? "⚠ suspicious" : "";
-        if (item.status === "done" || item.status === "failed") { done += 1; }
-      });
-      var progress = document.getElementById("batch-progress");
-      progress.value = done;
-      document.getElementById("batch-count").textContent = done;
-      return done >= data.results.length && data.next === null;
-    });
   }
 })();

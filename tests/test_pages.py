@@ -1,13 +1,14 @@
-"""The clinician's pages, through Django's test client (the browser tests come with issue 6)."""
+"""The clinician's pages, through Django's test client (tests/browser/ drives them in Chromium)."""
 
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 from django.utils import timezone
 
-from classifier.models import LesionImage, Prediction
+from classifier.models import LesionImage, Prediction, UploadBatch
 from tests.conftest import media_files
 from tests.factories import make_image, make_prediction
 from tests.images import upload
@@ -114,3 +115,65 @@ def test_the_image_file_is_served_as_png_to_its_owner(owner_web, owner):
     response = owner_web.get(f"/images/{image.pk}/file/")
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+
+
+# --- Upload page: the drop zone enhances a plain, working file input.
+
+
+def test_the_upload_page_has_a_drop_zone_around_a_plain_labelled_file_input(owner_web):
+    page = owner_web.get("/upload/").content.decode()
+
+    assert '<label for="id_files">Dermatoscopic images</label>' in page
+    assert re.search(r'<div class="dropzone" id="dropzone"[^>]*>\s*<input type="file" name="files"[^>]*multiple', page)
+    assert 'id="id_files_helptext"' in page  # what the input's aria-describedby points at
+    assert 'enctype="multipart/form-data"' in page and "upload.js" in page
+
+
+# --- Batch page: results as they arrive, the ones needing attention first.
+
+
+def test_the_batch_page_lists_the_ones_needing_attention_first(owner_web, owner):
+    batch = UploadBatch.objects.create(owner=owner)
+
+    def reading(**fields):
+        status = fields.pop("status", "done")
+        return make_prediction(owner, status=status, image=make_image(owner, batch=batch), **fields)
+
+    benign = reading(top_class="nv", is_malignant=False, malignant_probability=0.1)
+    flagged_lower = reading(top_class="mel", is_malignant=True, malignant_probability=0.7)
+    flagged_higher = reading(top_class="bcc", is_malignant=True, malignant_probability=0.95)
+    failed = reading(status="failed", error="Could not read the stored image.")
+    queued = reading(status="queued")
+    uncertain = reading(top_class="bkl", is_malignant=False, malignant_probability=0.3, is_uncertain=True)
+    unusual = reading(top_class="nv", is_malignant=False, malignant_probability=0.05, is_out_of_distribution=True)
+
+    response = owner_web.get(f"/batches/{batch.pk}/")
+    page = response.content.decode()
+
+    rows = [int(pk) for pk in re.findall(r'<tr data-prediction="(\d+)"', page)]
+    expected = [flagged_higher, flagged_lower, uncertain, unusual, failed, benign, queued]
+    assert rows == [p.pk for p in expected]
+    assert "Could not read the stored image." in page
+    assert "Unusual image" in page and "Uncertain" in page
+    assert page.count("⚠ Suspicious") == 2
+
+
+def test_the_batch_page_has_thumbnails_a_progress_bar_and_its_own_script(owner_web, owner):
+    batch = UploadBatch.objects.create(owner=owner)
+    done = make_prediction(owner, status="done", image=make_image(owner, batch=batch, original_filename="a.png"))
+    make_prediction(owner, status="queued", image=make_image(owner, batch=batch, original_filename="b.png"))
+
+    page = owner_web.get(f"/batches/{batch.pk}/").content.decode()
+
+    assert f'src="/images/{done.image_id}/file/"' in page
+    assert re.search(r'<progress id="batch-progress" max="2" value="1"', page)
+    assert re.search(r'<p id="batch-count" role="status" aria-live="polite">1 of 2 classified.</p>', page)
+    assert f'data-status-url="/api/v1/predictions/?batch={batch.pk}&amp;page_size=500"' in page
+    assert "batch.js" in page and "prediction.js" not in page
+
+
+def test_another_clinicians_batch_is_not_found(client, colleague, owner):
+    batch = UploadBatch.objects.create(owner=owner)
+    make_prediction(owner, image=make_image(owner, batch=batch))
+    client.force_login(colleague)
+    assert client.get(f"/batches/{batch.pk}/").status_code == 404
