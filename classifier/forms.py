@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from django import forms
 
-from classifier.models import CLASS_CHOICES, SEX_CHOICES, SITE_CHOICES, Prediction
+from classifier.history import DEFAULT_SORT, SORTS
+from classifier.models import CLASS_CHOICES, SEX_CHOICES, SITE_CHOICES, LesionImage, Prediction
+
+# The clinician's note: long enough for a short clinical summary, short enough to
+# stay a note (the model field says the same).
+NOTE_MAX_LENGTH = LesionImage._meta.get_field("clinician_note").max_length
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -34,7 +39,49 @@ class UploadForm(forms.Form):
 
 
 class HistoryFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        help_text="File name or your note",
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
     top_class = forms.ChoiceField(label="Predicted class", required=False, choices=[("", "Any"), *CLASS_CHOICES])
+    malignant = forms.ChoiceField(
+        label="Malignancy flag",
+        required=False,
+        choices=[("", "Any"), ("yes", "Flagged"), ("no", "Not flagged")],
+    )
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any"), *Prediction.Status.choices])
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        initial=DEFAULT_SORT,
+        choices=[(key, label) for key, (label, _) in SORTS.items()],
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+
+class ClinicianNoteForm(forms.ModelForm):
+    class Meta:
+        model = LesionImage
+        fields = ["clinician_note"]
+        labels = {"clinician_note": "Your note"}
+        help_texts = {
+            "clinician_note": f"For your own records, apart from any confirmed diagnosis. "
+            f"Up to {NOTE_MAX_LENGTH} characters; your history searches it."
+        }
+        widgets = {"clinician_note": forms.Textarea(attrs={"rows": 6})}
+        error_messages = {
+            "clinician_note": {
+                "max_length": "The note is too long: keep it to %(limit_value)d characters (it has %(show_value)d)."
+            }
+        }

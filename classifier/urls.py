@@ -13,5 +13,7 @@ urlpatterns = [
     path("predictions/<int:pk>/", views.prediction_detail, name="prediction"),
     path("batches/<int:pk>/", views.batch_detail, name="batch"),
     path("history/", views.history, name="history"),
+    path("history/export.csv", views.history_export, name="history-export"),
+    path("images/<int:pk>/note/", views.image_note, name="image-note"),
     path("images/<int:pk>/file/", views.image_file, name="image-file"),
 ]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods
 
-from classifier.forms import HistoryFilterForm, UploadForm
-from classifier.models import Prediction
+from classifier import history as history_query
+from classifier.forms import NOTE_MAX_LENGTH, ClinicianNoteForm, HistoryFilterForm, UploadForm
+from classifier.models import LesionImage, Prediction
 from classifier.scoping import visible_batches, visible_images, visible_predictions
 from classifier.triage import by_attention
 from classifier.uploads import ImageRejected, UploadRejected, store_uploads
@@ -55,36 +59,81 @@ def batch_detail(request, pk: int):
     return render(request, "classifier/batch.html", context)
 
 
-@login_required
-def history(request):
-    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
-    images = (
-        visible_images(request.user)
-        .filter(owner=request.user)  # history is the clinician's own, admins included
-        .annotate(
-            prediction_id=Subquery(latest.values("id")[:1]),
-            prediction_status=Subquery(latest.values("status")[:1]),
-            prediction_top_class=Subquery(latest.values("top_class")[:1]),
-            prediction_top_probability=Subquery(latest.values("top_probability")[:1]),
-            prediction_is_malignant=Subquery(latest.values("is_malignant")[:1]),
-        )
-    )
+def _filtered_history(request) -> tuple[HistoryFilterForm, object]:
+    """The form bound to the query string, and the user's own images it selects.
+
+    Filters that do not validate select nothing rather than being silently dropped:
+    a clinician who mistyped a date must not believe they are looking at that day.
+    """
+    images = history_query.own_images(request.user)
     form = HistoryFilterForm(request.GET or None)
-    if form.is_valid():
-        wanted = form.cleaned_data
-        if wanted["top_class"]:
-            images = images.filter(prediction_top_class=wanted["top_class"])
-        if wanted["status"]:
-            images = images.filter(prediction_status=wanted["status"])
-        if wanted["date_from"]:
-            images = images.filter(created_at__date__gte=wanted["date_from"])
-        if wanted["date_to"]:
-            images = images.filter(created_at__date__lte=wanted["date_to"])
-    page = Paginator(images.order_by("-created_at", "-id"), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    if not form.is_bound:
+        return form, history_query.apply_filters(images, {})
+    if not form.is_valid():
+        return form, images.none()
+    return form, history_query.apply_filters(images, form.cleaned_data)
+
+
+@login_required
+@require_GET
+def history(request):
+    form, images = _filtered_history(request)
+    page = Paginator(images, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for image in page.object_list:
+        image.top_class_name = FULL_NAMES.get(image.prediction_top_class or "", "")
+        image.status_label = Prediction.Status(image.prediction_status).label if image.prediction_status else "—"
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"form": form, "page": page, "query": query.urlencode(), "full_names": FULL_NAMES}
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "next_url": request.get_full_path(),
+        "filtered": bool(query),
+    }
     return render(request, "classifier/history.html", context)
+
+
+@login_required
+@require_GET
+def history_export(request):
+    """The history's rows matching the current filters, as a CSV download streamed row by row."""
+    form, images = _filtered_history(request)
+    if form.is_bound and not form.is_valid():
+        errors = "; ".join(f"{form[name].label}: {' '.join(errs)}" for name, errs in form.errors.items())
+        return HttpResponse(f"Fix the filters first. {errors}", status=400, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(
+        history_query.csv_lines(images.iterator(chunk_size=500)), content_type="text/csv; charset=utf-8"
+    )
+    filename = f"lesionsite-history-{timezone.localdate():%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def image_note(request, pk: int):
+    """The owner's own note on an image; anyone else, admins included, gets 404."""
+    image = get_object_or_404(LesionImage.objects.filter(owner=request.user), pk=pk)
+    back = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = ""
+    back = back or reverse("classifier:history")
+    if request.method == "POST":
+        form = ClinicianNoteForm(request.POST, instance=image)
+        if form.is_valid():
+            image.clinician_note = form.cleaned_data["clinician_note"]
+            image.save(update_fields=["clinician_note"])  # never overwrite an admin's concurrent label
+            done = "saved for" if image.clinician_note else "removed from"
+            messages.success(request, f"Note {done} {image}.")
+            return redirect(back)
+        status = 400
+    else:
+        form, status = ClinicianNoteForm(instance=image), 200
+    context = {"image": image, "form": form, "next": back, "max_length": NOTE_MAX_LENGTH}
+    return render(request, "classifier/note.html", context, status=status)
 
 
 @login_required

@@ -1,0 +1,146 @@
+"""A clinician's history: their images with the latest prediction, searched, filtered, sorted, exported."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+
+from classifier.models import LesionImage, Prediction
+from training.classes import FULL_NAMES
+
+# Sort keys offered on the history page: (label, ordering). "Most suspicious" is the malignancy
+# score high to low, "least confident" the top class's probability low to high; ties: newest first.
+SORTS: dict[str, tuple[str, tuple]] = {
+    "newest": ("Newest first", (F("created_at").desc(), F("id").desc())),
+    "oldest": ("Oldest first", (F("created_at").asc(), F("id").asc())),
+    "malignant": (
+        "Most suspicious first",
+        (F("prediction_malignant_probability").desc(nulls_last=True), F("created_at").desc(), F("id").desc()),
+    ),
+    "confidence": (
+        "Least confident first",
+        (F("prediction_top_probability").asc(nulls_last=True), F("created_at").desc(), F("id").desc()),
+    ),
+}
+DEFAULT_SORT = "newest"
+
+# The latest prediction's fields that the history shows, filters on and exports.
+_LATEST_FIELDS = {
+    "prediction_id": "id",
+    "prediction_status": "status",
+    "prediction_top_class": "top_class",
+    "prediction_top_probability": "top_probability",
+    "prediction_malignant_probability": "malignant_probability",
+    "prediction_is_malignant": "is_malignant",
+    "prediction_is_uncertain": "is_uncertain",
+    "prediction_is_out_of_distribution": "is_out_of_distribution",
+    "prediction_model_version": "model_version__name",
+    "prediction_error": "error",
+}
+
+
+def own_images(user) -> QuerySet[LesionImage]:
+    """The user's own images, each annotated with its latest prediction.
+
+    Admins too see only their own here: history is a clinician's record of their
+    uploads, not the whole site's (the admin lists everything).
+    """
+    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
+    annotations = {name: Subquery(latest.values(field)[:1]) for name, field in _LATEST_FIELDS.items()}
+    return LesionImage.objects.filter(owner=user).annotate(**annotations)
+
+
+def apply_filters(images: QuerySet[LesionImage], wanted: dict[str, Any]) -> QuerySet[LesionImage]:
+    """Narrow and order `own_images()` by a HistoryFilterForm's cleaned data."""
+    if wanted.get("q"):
+        images = images.filter(Q(original_filename__icontains=wanted["q"]) | Q(clinician_note__icontains=wanted["q"]))
+    if wanted.get("top_class"):
+        images = images.filter(prediction_top_class=wanted["top_class"])
+    if wanted.get("malignant") in ("yes", "no"):
+        images = images.filter(prediction_is_malignant=wanted["malignant"] == "yes")
+    if wanted.get("status"):
+        images = images.filter(prediction_status=wanted["status"])
+    if wanted.get("date_from"):
+        images = images.filter(created_at__date__gte=wanted["date_from"])
+    if wanted.get("date_to"):
+        images = images.filter(created_at__date__lte=wanted["date_to"])
+    _, ordering = SORTS.get(wanted.get("sort") or DEFAULT_SORT, SORTS[DEFAULT_SORT])
+    return images.order_by(*ordering)
+
+
+# --- CSV export
+
+CSV_COLUMNS = [
+    "image_id",
+    "file_name",
+    "uploaded_at",
+    "age",
+    "sex",
+    "site",
+    "status",
+    "top_class",
+    "top_class_name",
+    "top_probability",
+    "malignant_probability",
+    "malignancy_flag",
+    "uncertain",
+    "out_of_distribution",
+    "model_version",
+    "clinician_note",
+]
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); tab and carriage return are on OWASP's list too.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """Text a spreadsheet would evaluate is prefixed with a single quote; numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def csv_row(image: LesionImage) -> list[Any]:
+    row = [
+        image.pk,
+        image.original_filename,
+        image.created_at.isoformat(),
+        "" if image.age is None else image.age,
+        image.sex,
+        image.site,
+        image.prediction_status or "",
+        image.prediction_top_class or "",
+        FULL_NAMES.get(image.prediction_top_class or "", ""),
+        "" if image.prediction_top_probability is None else round(image.prediction_top_probability, 4),
+        "" if image.prediction_malignant_probability is None else round(image.prediction_malignant_probability, 4),
+        _yes_no(image.prediction_is_malignant),
+        _yes_no(image.prediction_is_uncertain),
+        _yes_no(image.prediction_is_out_of_distribution),
+        image.prediction_model_version or "",
+        image.clinician_note,
+    ]
+    return [csv_safe(cell) for cell in row]
+
+
+class _Echo:
+    """A file-like object whose write() returns what it was given, for csv.writer to stream through."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(images: Iterable[LesionImage]) -> Iterator[str]:
+    """The export as CSV lines, produced as the rows are read (never the whole file in memory)."""
+    writer = csv.writer(_Echo())
+    # A byte-order mark, so spreadsheet programs read non-ASCII file names and notes as UTF-8.
+    yield "\ufeff" + writer.writerow(CSV_COLUMNS)
+    for image in images:
+        yield writer.writerow(csv_row(image))
