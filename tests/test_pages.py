@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import re
+from html.parser import HTMLParser
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from classifier.models import LesionImage, Prediction, UploadBatch
@@ -177,3 +179,124 @@ def test_another_clinicians_batch_is_not_found(client, colleague, owner):
     make_prediction(owner, image=make_image(owner, batch=batch))
     client.force_login(colleague)
     assert client.get(f"/batches/{batch.pk}/").status_code == 404
+
+
+# --- Accessibility: labels, landmarks, references, colour contrast.
+
+
+class _Markup(HTMLParser):
+    """Collects what the accessibility checks below need from a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+        self.label_for: set[str] = set()
+        self.controls: list[dict[str, str]] = []
+        self.references: list[str] = []
+        self.tags: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {name: value or "" for name, value in attrs}
+        self.tags.append((tag, attrs))
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "label" and "for" in attrs:
+            self.label_for.add(attrs["for"])
+        if tag in ("select", "textarea") or (
+            tag == "input" and attrs.get("type") not in ("hidden", "submit", "button", "reset")
+        ):
+            self.controls.append(attrs)
+        for name in ("aria-describedby", "aria-labelledby"):
+            self.references.extend(attrs.get(name, "").split())
+
+
+def markup(html: str) -> _Markup:
+    parser = _Markup()
+    parser.feed(html)
+    return parser
+
+
+def accessibility_problems(html: str) -> list[str]:
+    page = markup(html)
+    problems = []
+    for control in page.controls:
+        labelled = control.get("id") in page.label_for or control.get("aria-label") or control.get("aria-labelledby")
+        if not labelled:
+            problems.append(f"unlabelled control {control}")
+    problems += [f"aria reference to a missing id {ref!r}" for ref in page.references if ref not in page.ids]
+    tags = [tag for tag, _ in page.tags]
+    html_attrs = next(attrs for tag, attrs in page.tags if tag == "html")
+    if html_attrs.get("lang") != "en":
+        problems.append("no lang on <html>")
+    if tags.count("main") != 1:
+        problems.append("not exactly one <main>")
+    skip = [attrs for tag, attrs in page.tags if tag == "a" and "skip" in attrs.get("class", "")]
+    if not skip or skip[0]["href"].lstrip("#") not in page.ids:
+        problems.append("no working skip link")
+    return problems
+
+
+def test_every_page_a_clinician_uses_labels_its_controls_and_has_landmarks(client, owner):
+    batch = UploadBatch.objects.create(owner=owner)
+    make_prediction(owner, status="done", image=make_image(owner, batch=batch))
+    image = make_image(owner, batch=batch, clinician_note="note")
+    make_prediction(owner, status="failed", image=image, error="broken")
+
+    assert accessibility_problems(client.get("/login/").content.decode()) == []
+    client.force_login(owner)
+    pages = [
+        "/upload/",
+        "/history/",
+        "/history/?q=x&date_from=bad",
+        f"/batches/{batch.pk}/",
+        f"/images/{image.pk}/note/",
+    ]
+    for url in pages:
+        html = client.get(url).content.decode()
+        assert accessibility_problems(html) == [], url
+        assert '<nav aria-label="Main">' in html, url
+    rejected = client.post("/upload/", {"files": [upload("notes.jpg", data=b"not an image")]}).content.decode()
+    assert accessibility_problems(rejected) == []
+
+
+def test_the_accessibility_check_catches_an_unlabelled_control():
+    html = '<html lang="en"><a class="skip" href="#main"></a><main id="main"><input name="q" id="q"></main></html>'
+    assert accessibility_problems(html) == ["unlabelled control {'name': 'q', 'id': 'q'}"]
+
+
+def test_the_current_page_is_marked_in_the_navigation(owner_web):
+    page = owner_web.get("/history/").content.decode()
+    assert 'href="/history/" aria-current="page"' in page
+    assert 'href="/upload/" aria-current' not in page
+
+
+def contrast(foreground: str, background: str) -> float:
+    def luminance(colour: str) -> float:
+        channels = [int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_stylesheets_colours_meet_wcag_contrast():
+    css = (settings.BASE_DIR / "static" / "lesionsite.css").read_text()
+    root = re.search(r":root\s*{(.*?)}", css, re.S).group(1)
+    colour = {name: value for name, value in re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{6})", root)}
+    colour["white"] = "#ffffff"
+    text_on = [  # (text, background) pairs the stylesheet uses
+        ("ink", "bg"), ("ink", "surface"), ("ink", "notice-bg"), ("ink", "pill-bg"), ("ink", "done-bg"),
+        ("muted", "bg"), ("muted", "surface"), ("muted", "pill-bg"), ("muted", "drop-bg"),
+        ("accent", "bg"), ("accent", "surface"), ("accent", "drop-bg"), ("white", "accent"),
+        ("warn", "surface"), ("warn", "failed-bg"), ("ok", "done-bg"),
+    ]  # fmt: skip
+    for text, background in text_on:
+        assert contrast(colour[text], colour[background]) >= 4.5, (text, background)
+    for background in ("bg", "surface", "notice-bg"):  # the focus ring, a non-text indicator
+        assert contrast(colour["focus"], colour[background]) >= 3.0, ("focus", background)
+
+
+def test_the_contrast_formula_matches_wcags_reference_values():
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)
