@@ -8,7 +8,8 @@ import pytest
 
 from classifier.models import Prediction, UploadBatch
 from classifier.triage import by_attention
-from tests.browser.conftest import drop_files, lesion_png, log_in, screenshot
+from tests.browser.conftest import drop_files, lesion_image, lesion_png, log_in, screenshot
+from tests.factories import make_prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -127,3 +128,52 @@ def test_without_javascript_the_plain_file_input_uploads_a_batch(
         assert page.locator("#batch-progress").get_attribute("max") == "2"
     finally:
         context.close()
+
+
+def shown_order(page) -> list[int]:
+    return [
+        int(pk) for pk in page.locator("#batch tbody tr").evaluate_all("rows => rows.map(r => r.dataset.prediction)")
+    ]
+
+
+def test_rows_move_into_attention_order_as_results_arrive(page, live_server, owner):
+    batch = UploadBatch.objects.create(owner=owner)
+    names = ["forearm-l.png", "back-upper.png", "shin-r.png", "scalp.png", "neck.png", "cheek-l.png"]
+    queued = [
+        make_prediction(owner, status="queued", image=lesion_image(owner, 50 + n, batch=batch, original_filename=name))
+        for n, name in enumerate(names)
+    ]
+    log_in(page, live_server.url, "alice", "alice-password-1")
+    page.goto(f"{live_server.url}/batches/{batch.pk}/")
+    assert page.locator("#batch-count").inner_text() == "0 of 6 classified."
+
+    def finish(prediction, **fields):
+        fields.setdefault("status", "done")
+        Prediction.objects.filter(pk=prediction.pk).update(**fields)
+
+    nevus = {"top_class": "nv", "top_probability": 0.91, "is_malignant": False}
+    finish(queued[0], **nevus, malignant_probability=0.04)
+    finish(queued[1], top_class="mel", top_probability=0.55, is_malignant=True, malignant_probability=0.71)
+    finish(queued[2], status="failed", error="The stored image could not be read.")
+    page.wait_for_function("() => document.getElementById('batch-progress').value === 3")
+    assert page.locator("#batch-count").inner_text() == "3 of 6 classified."
+    assert shown_order(page)[:3] == [queued[1].pk, queued[2].pk, queued[0].pk]  # pending ones last
+
+    finish(queued[3], top_class="bcc", top_probability=0.62, is_malignant=True, malignant_probability=0.88)
+    finish(queued[4], top_class="bkl", top_probability=0.38, is_malignant=False, malignant_probability=0.3,
+           is_uncertain=True)  # fmt: skip
+    finish(queued[5], **nevus, malignant_probability=0.12, is_out_of_distribution=True)
+    wait_for_the_whole_batch(page, 6)
+
+    expected = [queued[3], queued[1], queued[4], queued[5], queued[2], queued[0]]
+    assert shown_order(page) == [p.pk for p in expected]
+    assert shown_order(page) == [p.pk for p in by_attention(Prediction.objects.filter(image__batch=batch))]
+    assert (
+        page.locator("#batch-count").inner_text()
+        == "All 6 finished: 2 flagged as suspicious, 1 could not be classified."
+    )
+    failed_row = page.locator(f'tr[data-prediction="{queued[2].pk}"]')
+    assert "The stored image could not be read." in failed_row.inner_text()
+    assert "Uncertain" in page.locator(f'tr[data-prediction="{queued[4].pk}"]').inner_text()
+    assert "Unusual image" in page.locator(f'tr[data-prediction="{queued[5].pk}"]').inner_text()
+    screenshot(page, "batch-in-attention-order")
