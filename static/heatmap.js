@@ -5,13 +5,13 @@
 (function () {
   "use strict";
 
-  // A perceptually ordered blue -> yellow -> red ramp; transparency grows with weakness
+  // A blue -> yellow -> red ramp; the weaker the evidence, the more transparent,
   // so weak evidence leaves the lesion visible.
   function colour(v) {
     var r = Math.round(255 * Math.min(1, Math.max(0, 1.5 * v - 0.2)));
     var g = Math.round(255 * Math.max(0, 1 - Math.abs(2 * v - 1.1)));
     var b = Math.round(255 * Math.max(0, 1 - 2 * v));
-    return [r, g, b, Math.round(255 * (0.15 + 0.55 * v))];
+    return [r, g, b, Math.round(255 * 0.65 * v)];
   }
 
   var canvas = document.getElementById("heatmap");

@@ -28,6 +28,21 @@
     set("malignant_probability", data.malignant_probability.toFixed(3));
     set("malignant_threshold", data.malignant_threshold === null ? "—" : data.malignant_threshold.toFixed(3));
     set("model_version", data.model_version || "—");
+    set("top_probability_again", percent(data.top_probability));
+    set("ood_score", data.ood_score === null ? "—" : data.ood_score.toFixed(2));
+    set("ood_threshold", data.ood_threshold === null ? "—" : data.ood_threshold.toFixed(2));
+    var conditions = {
+      out_of_distribution: data.is_out_of_distribution === true,
+      in_distribution: data.is_out_of_distribution !== true,
+      uncertain: data.is_uncertain === true,
+    };
+    root.querySelectorAll("[data-show-if]").forEach(function (el) {
+      el.hidden = !conditions[el.dataset.showIf];
+    });
+    root.querySelectorAll("[data-open-unless]").forEach(function (el) {
+      el.open = !conditions[el.dataset.openUnless];
+    });
+    if (window.lesionsiteHeatmap) { window.lesionsiteHeatmap.show(data.explanation, data.top_class_name); }
     var flag = root.querySelector('[data-field="malignancy_flag"]');
     if (flag) {
       flag.dataset.malignant = String(data.is_malignant);
