@@ -55,6 +55,20 @@ def test_both_backends_give_the_same_probabilities_for_the_same_images(exported_
         assert (got.argmax(axis=1) == expected[: len(batch)].argmax(axis=1)).all()
 
 
+def test_both_backends_give_the_same_heatmaps_and_features(exported_root):
+    pixels = generated_pixels(6)
+    keras_outputs = load_model("tiny-litert", exported_root / "tiny-litert", backend="keras").analyse(pixels)
+    litert_outputs = load_model("tiny-litert", exported_root / "tiny-litert", threads=1, backend="litert").analyse(
+        pixels
+    )
+
+    assert litert_outputs.features is not None and litert_outputs.heatmaps is not None
+    np.testing.assert_allclose(litert_outputs.features, keras_outputs.features, rtol=1e-4, atol=1e-4)
+    # Keras takes the gradient; LiteRT the class maps (training.export_litert): the same Grad-CAM.
+    np.testing.assert_allclose(litert_outputs.heatmaps, keras_outputs.heatmaps, atol=1e-3)
+    assert litert_outputs.heatmaps.max() == pytest.approx(1.0)
+
+
 def test_a_version_without_a_tflite_export_fails_with_a_clear_message(tmp_path):
     version_dir = save_tiny_version(tmp_path, "keras-only")
 

@@ -59,6 +59,7 @@ def test_a_job_registers_a_candidate_with_metrics_that_a_strict_gate_keeps_inact
     assert candidate.card["ood"]["threshold"] == 1.0
     assert (candidate.model_path.parent / candidate.card["ood"]["file"]).is_file()
     assert candidate.card["uncertainty"]["top_probability_below"] == settings.UNCERTAIN_BELOW
+    assert (candidate.model_path.parent / "model.tflite").is_file()  # serves with either backend
 
 
 def test_a_permissive_gate_activates_the_new_version(admin_user, active_tiny_model, labelled, settings):

@@ -4,7 +4,9 @@ Workers may serve a version with LiteRT (``INFERENCE_BACKEND=litert``) instead o
 Keras: the same graph, float32, without loading TensorFlow into the worker
 (~1/4 of the memory and a faster call on CPU). The export takes the same input as
 the Keras model, float32 RGB pixels 0..255 of shape (N, H, W, 3), with a dynamic
-batch dimension, and is checked against the Keras model before it is kept.
+batch dimension, and is checked against the Keras model before it is kept. Besides
+the probabilities it outputs the pooled features and the class maps, so LiteRT
+workers give the same heatmaps and out-of-distribution check (``explained_model``).
 
     python -m training.export_litert models/<version>
 """
@@ -23,6 +25,34 @@ LITERT_FILENAME = "model.tflite"
 MAX_ABS_DIFFERENCE = 1e-4
 
 
+def explained_model(model):
+    """The model with two more outputs, for heatmaps and the out-of-distribution check; or None.
+
+    Outputs: probabilities (N, classes); pooled features (N, d); class maps (N, h, w,
+    classes), the last feature maps through the logits layer's kernel without bias.
+    For the platform's head (pooling -> dropout -> dense logits) the gradient of a
+    class's logit with respect to the feature maps is that kernel's column divided by
+    h*w at every position, so Grad-CAM of class c is relu(class maps[..., c]) up to
+    that scale, which its normalisation removes: the LiteRT worker computes the same
+    heatmap as the Keras one (worker.model_cache) without gradients.
+    """
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if "pool" not in names or "logits" not in names:
+        return None
+    if names[names.index("pool") + 1 : names.index("logits") + 1] != ["head_dropout", "logits"]:
+        return None
+    pool, logits = model.get_layer("pool"), model.get_layer("logits")
+    kernel = logits.get_weights()[0]
+    if kernel.shape[0] == kernel.shape[1]:
+        return None  # features as wide as the classes: the worker could not tell the outputs apart
+    class_maps_layer = keras.layers.Dense(kernel.shape[1], use_bias=False, name="class_maps")
+    class_maps = class_maps_layer(pool.input)
+    class_maps_layer.set_weights([kernel])
+    return keras.Model(model.inputs, [model.output, pool.output, class_maps], name=f"{model.name}_explained")
+
+
 def convert(model) -> bytes:
     """The model's inference graph as a float32 TFLite flatbuffer with a dynamic batch."""
     import tensorflow as tf
@@ -37,19 +67,26 @@ def convert(model) -> bytes:
 
 
 def check_agreement(model, flatbuffer: bytes, input_size: tuple[int, int], batch: int = 4) -> float:
-    """Largest absolute difference between Keras and LiteRT probabilities on random pixels."""
+    """Largest absolute difference between Keras and LiteRT outputs on random pixels (relative for features)."""
     from ai_edge_litert.interpreter import Interpreter
 
     pixels = np.random.default_rng(0).uniform(0, 255, (batch, *input_size, 3)).astype(np.float32)
-    expected = np.asarray(model(pixels, training=False))
+    expected = model(pixels, training=False)
+    expected = [np.asarray(e) for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
     interpreter = Interpreter(model_content=flatbuffer)
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, pixels.shape, strict=True)
     interpreter.allocate_tensors()
     interpreter.set_tensor(index, pixels)
     interpreter.invoke()
-    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    return float(np.max(np.abs(expected - got)))
+    got = [interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()]
+    worst = 0.0
+    for want in expected:
+        # TFLite may list outputs in another order: match each by shape.
+        (match,) = [g for g in got if g.shape == want.shape]
+        scale = max(1.0, float(np.max(np.abs(want))))
+        worst = max(worst, float(np.max(np.abs(want - match))) / scale)
+    return worst
 
 
 def export_version(version_dir: Path | str) -> Path:
@@ -59,6 +96,7 @@ def export_version(version_dir: Path | str) -> Path:
     version_dir = Path(version_dir)
     card = read_card(version_dir)
     model = keras.saving.load_model(version_dir / MODEL_FILENAME, compile=False)
+    model = explained_model(model) or model
     flatbuffer = convert(model)
     difference = check_agreement(model, flatbuffer, card.input_size)
     if difference > MAX_ABS_DIFFERENCE:

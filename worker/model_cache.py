@@ -240,7 +240,6 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
     except Exception as exc:
         raise ModelLoadError(f"Model version {version_name} could not be loaded by LiteRT: {exc}") from exc
     (input_detail,) = interpreter.get_input_details()
-    (output_detail,) = interpreter.get_output_details()
     height, width = card.input_size
     expected_outputs = len(card.classes)
     if tuple(input_detail["shape_signature"][1:]) != (height, width, 3):
@@ -248,12 +247,14 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             f"Model version {version_name}'s LiteRT export takes shape {input_detail['shape_signature']}, "
             f"but its card says {height}x{width}."
         )
-    if tuple(output_detail["shape_signature"][1:]) != (expected_outputs,):
+    outputs = _litert_outputs(interpreter.get_output_details(), expected_outputs)
+    if "probabilities" not in outputs:
+        shapes = [list(detail["shape_signature"]) for detail in interpreter.get_output_details()]
         raise ModelLoadError(
-            f"Model version {version_name}'s LiteRT export outputs shape {output_detail['shape_signature']}, "
+            f"Model version {version_name}'s LiteRT export outputs shapes {shapes}, "
             f"but its card lists {expected_outputs} classes."
         )
-    input_index, output_index = input_detail["index"], output_detail["index"]
+    input_index = input_detail["index"]
     # An interpreter holds one set of buffers: one call at a time, and re-allocate
     # only when the batch size changes (batches of 32 then a tail, mostly).
     call_lock = threading.Lock()
@@ -268,12 +269,33 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
                 allocated["batch"] = len(pixels)
             interpreter.set_tensor(input_index, pixels)
             interpreter.invoke()
-            # get_tensor returns a copy, safe to keep after the next call. The export
-            # has probabilities only: no features (no out-of-distribution score) and
-            # no heatmaps with this backend (docs/PERFORMANCE.md).
-            return ModelOutputs(interpreter.get_tensor(output_index))
+            # get_tensor returns a copy, safe to keep after the next call.
+            got = {name: interpreter.get_tensor(index) for name, index in outputs.items()}
+        probabilities = got["probabilities"]
+        heatmaps = None
+        if "class_maps" in got:
+            # Grad-CAM of the top class: see training.export_litert.explained_model.
+            top = probabilities.argmax(axis=1)
+            maps = np.maximum(got["class_maps"][np.arange(len(top)), :, :, top], 0.0)
+            peak = maps.max(axis=(1, 2), keepdims=True)
+            heatmaps = np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+        return ModelOutputs(probabilities, got.get("features"), heatmaps)
 
     return call
+
+
+def _litert_outputs(details: list[dict], classes: int) -> dict[str, int]:
+    """Tensor index of each output an export has, told apart by shape (TFLite may reorder them)."""
+    found = {}
+    for detail in details:
+        shape = tuple(detail["shape_signature"][1:])
+        if shape == (classes,):
+            found["probabilities"] = detail["index"]
+        elif len(shape) == 1:
+            found["features"] = detail["index"]
+        elif len(shape) == 3 and shape[-1] == classes:
+            found["class_maps"] = detail["index"]
+    return found
 
 
 def _import_tensorflow(threads: int):

@@ -284,8 +284,8 @@ def fit_ood_check(job: TrainingJob, features: dict, train_labels: np.ndarray, va
 
 
 def export_version(model, card: dict, ood_detector=None) -> Path:
-    """Write model, card (and OOD detector) to a hidden folder, then rename it into MODEL_ROOT:
-    a crash half-way leaves no folder that looks like a version."""
+    """Write model, card, OOD detector and LiteRT export to a hidden folder, then rename it
+    into MODEL_ROOT: a crash half-way leaves no folder that looks like a version."""
     root = Path(settings.MODEL_ROOT)
     partial = root / f".partial-{card['version']}"
     try:
@@ -294,6 +294,10 @@ def export_version(model, card: dict, ood_detector=None) -> Path:
         if ood_detector is not None:
             save_detector(ood_detector, partial / OOD_FILENAME)
         write_card(partial, json.loads(json.dumps(card, default=float)))
+        # Beside the .keras file, so the version also serves with INFERENCE_BACKEND=litert.
+        from training.export_litert import export_version as export_litert
+
+        export_litert(partial)
         final = root / card["version"]
         partial.rename(final)
         return final
