@@ -194,17 +194,33 @@ def test_it_rejects_invalid_clinical_fields(owner_api, field, value):
 def test_a_storage_failure_midway_leaves_no_orphan_file_or_row(owner_api, monkeypatch):
     from classifier import uploads
 
-    real_create = Prediction.objects.create
+    real_save = uploads.default_storage.save
     calls = {"n": 0}
 
-    def fail_on_second(**kwargs):
+    def fail_on_second(name, content, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("disk full")
-        return real_create(**kwargs)
+        return real_save(name, content, **kwargs)
 
-    monkeypatch.setattr(uploads.Prediction.objects, "create", fail_on_second)
+    monkeypatch.setattr(uploads.default_storage, "save", fail_on_second)
     with pytest.raises(OSError, match="disk full"):
+        post(owner_api, upload("a.png", seed=1), upload("b.png", seed=2))
+
+    assert calls["n"] == 2  # the first file was written, then removed
+    assert_nothing_stored()
+
+
+def test_a_database_failure_after_the_files_are_written_leaves_no_orphan_file_or_row(owner_api, monkeypatch):
+    from django.db import DatabaseError
+
+    from classifier import uploads
+
+    def fail(*args, **kwargs):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr(uploads.Prediction.objects, "bulk_create", fail)
+    with pytest.raises(DatabaseError, match="connection lost"):
         post(owner_api, upload("a.png", seed=1), upload("b.png", seed=2))
 
     assert_nothing_stored()
