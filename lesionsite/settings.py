@@ -190,10 +190,11 @@ if INFERENCE_BACKEND not in INFERENCE_BACKENDS:
     raise ImproperlyConfigured(f"INFERENCE_BACKEND={INFERENCE_BACKEND!r} must be one of: {INFERENCE_BACKENDS}")
 # A pool process whose resident memory passes this is replaced after its current
 # task (never during one); its next task loads the model again. Measured per pool
-# process serving the shipped model (docs/PERFORMANCE.md): 785-846 MB keras,
-# ~225 MB litert; the defaults (~1.5x, ~2.3x) catch growth, not normal use. 0: off.
+# process serving the shipped model with its heatmap and OOD check
+# (docs/PERFORMANCE.md): ~1,030 MB keras, ~270 MB litert; the defaults (~1.5x,
+# ~1.9x) catch growth, not normal use. 0: off.
 WORKER_MAX_MEMORY_PER_CHILD_MB = envint(
-    "WORKER_MAX_MEMORY_PER_CHILD_MB", 1280 if INFERENCE_BACKEND == "keras" else 512, minimum=0
+    "WORKER_MAX_MEMORY_PER_CHILD_MB", 1536 if INFERENCE_BACKEND == "keras" else 512, minimum=0
 )
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None  # Celery counts KiB
 

@@ -42,7 +42,7 @@
     if (item.status === "done") {
       result.append(el("strong", "", item.top_class_name), " ",
         el("span", "pct", Math.round(item.top_probability * 100) + " %"));
-      if (item.is_out_of_distribution) { result.append(" ", el("span", "badge", "Unusual image")); }
+      if (item.is_out_of_distribution) { result.append(" ", el("span", "badge", "Not like a dermatoscopic image")); }
       if (item.is_uncertain) { result.append(" ", el("span", "badge", "Uncertain")); }
       flag.append(item.is_malignant ? el("span", "flag-on", "⚠ Suspicious") : "Not flagged", " ",
         el("span", "score", "score " + item.malignant_probability.toFixed(2)));

@@ -36,7 +36,8 @@
     show: function (explanation, topClassName) {
       if (drawn) { return; }
       if (!explanation || !explanation.grid || !explanation.grid.length) {
-        if (help) { help.textContent = "No heatmap for this prediction (its model or inference backend does not compute one)."; }
+        if (help) { help.textContent = "No heatmap for this prediction: its model version does not compute one."; }
+        button.hidden = true;
         return;
       }
       var grid = explanation.grid, rows = grid.length, cols = grid[0].length;

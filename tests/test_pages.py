@@ -156,7 +156,7 @@ def test_the_batch_page_lists_the_ones_needing_attention_first(owner_web, owner)
     expected = [flagged_higher, flagged_lower, uncertain, unusual, failed, benign, queued]
     assert rows == [p.pk for p in expected]
     assert "Could not read the stored image." in page
-    assert "Unusual image" in page and "Uncertain" in page
+    assert "Not like a dermatoscopic image" in page and "Uncertain" in page
     assert page.count("⚠ Suspicious") == 2
 
 

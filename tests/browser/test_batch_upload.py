@@ -175,5 +175,5 @@ def test_rows_move_into_attention_order_as_results_arrive(page, live_server, own
     failed_row = page.locator(f'tr[data-prediction="{queued[2].pk}"]')
     assert "The stored image could not be read." in failed_row.inner_text()
     assert "Uncertain" in page.locator(f'tr[data-prediction="{queued[4].pk}"]').inner_text()
-    assert "Unusual image" in page.locator(f'tr[data-prediction="{queued[5].pk}"]').inner_text()
+    assert "Not like a dermatoscopic image" in page.locator(f'tr[data-prediction="{queued[5].pk}"]').inner_text()
     screenshot(page, "batch-in-attention-order")

@@ -56,12 +56,13 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
     assert page.get_by_text("does not look like a dermatoscopic image").is_hidden()
     toggle = page.get_by_role("button", name="Show heatmap")
     heatmap = page.locator("canvas#heatmap")
-    assert toggle.is_enabled() and heatmap.is_hidden()
+    legend = page.locator('[data-field="heatmap_legend"]')
+    assert toggle.is_enabled() and heatmap.is_hidden() and legend.is_hidden()
     assert "Grad-CAM" in page.locator('[data-field="explanation_help"]').inner_text()
 
     toggle.click()
 
-    assert heatmap.is_visible()
+    assert heatmap.is_visible() and legend.is_visible()
     assert page.get_by_role("button", name="Hide heatmap").get_attribute("aria-pressed") == "true"
     # The overlay covers the centre square the model saw of the 200x150 picture.
     frame = page.locator(".lesion-frame img").bounding_box()
@@ -79,7 +80,7 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
     screenshot(page, "result-heatmap")
 
     page.get_by_role("button", name="Hide heatmap").click()
-    assert heatmap.is_hidden()
+    assert heatmap.is_hidden() and legend.is_hidden()
     assert page.get_by_role("button", name="Show heatmap").get_attribute("aria-pressed") == "false"
 
 

@@ -54,10 +54,11 @@ def test_the_clinicians_pages_fit_a_375_px_screen(phone, live_server, owner):
         ("history-filtered", "/history/?q=lesion&date_from=2001-01-01&sort=malignant"),
         ("batch", f"/batches/{batch.pk}/"),
         ("note", f"/images/{image.pk}/note/"),
+        ("result", f"/predictions/{image.predictions.get().pk}/"),
     ]:
         page.goto(f"{live_server.url}{url}")
         assert not has_horizontal_scroll(page), name
-        if name in ("history", "batch"):
+        if name in ("history", "batch", "result"):
             screenshot(page, f"{name}-375px")
 
     # The lists become one card per row: every cell stacked, each with its column's name.
