@@ -95,21 +95,5 @@
     return finished >= total;
   }
 
-  function poll(url) {
-    var delay = 500;
-    function tick() {
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.json();
-        })
-        .then(function (data) {
-          if (!update(data)) { delay = Math.min(delay * 1.5, 3000); setTimeout(tick, delay); }
-        })
-        .catch(function () { delay = Math.min(delay * 2, 10000); setTimeout(tick, delay); });
-    }
-    tick();
-  }
-
-  poll(table.dataset.statusUrl);
+  window.lesionsitePoll(table.dataset.statusUrl, update);
 })();

@@ -1,4 +1,4 @@
-// Keeps a result page current without reloading: it polls
+// Keeps a result page current without reloading: it polls (poll.js)
 // the REST API with the session cookie until the prediction has finished (batch pages: batch.js).
 (function () {
   "use strict";
@@ -61,24 +61,8 @@
     return finished;
   }
 
-  function poll(url, render) {
-    var delay = 500;
-    function tick() {
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.json();
-        })
-        .then(function (data) {
-          if (!render(data)) { delay = Math.min(delay * 1.5, 3000); setTimeout(tick, delay); }
-        })
-        .catch(function () { delay = Math.min(delay * 2, 10000); setTimeout(tick, delay); });
-    }
-    tick();
-  }
-
   var result = document.getElementById("result");
   if (result) {
-    poll(result.dataset.statusUrl, function (data) { return renderPrediction(result, data); });
+    window.lesionsitePoll(result.dataset.statusUrl, function (data) { return renderPrediction(result, data); });
   }
 })();
