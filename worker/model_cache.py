@@ -175,20 +175,20 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
         # gradient of the top class's logit. The gradient only runs back through the
         # small head, so the whole call costs what the forward pass does (measured).
         maps = feature_maps(pixels, training=False)
+        pooling, *rest_of_head = head
         with tf.GradientTape() as tape:
             tape.watch(maps)
-            x, pooled = maps, None
-            for layer in head:
-                x = layer(x, training=False)
-                pooled = x if pooled is None else pooled  # the first head layer is the pooling
-            top = tf.argmax(x, axis=1)
-            top_logits = tf.gather(x, top, axis=1, batch_dims=1)
+            pooled = pooling(maps, training=False)  # the features the OOD check scores
+            logits = pooled
+            for layer in rest_of_head:
+                logits = layer(logits, training=False)
+            top_logits = tf.gather(logits, tf.argmax(logits, axis=1), axis=1, batch_dims=1)
         gradients = tape.gradient(top_logits, maps)
         weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
         heatmaps = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
         peak = tf.reduce_max(heatmaps, axis=[1, 2], keepdims=True)
         heatmaps = tf.math.divide_no_nan(heatmaps, peak)
-        probabilities = x
+        probabilities = logits
         for layer in calibration:
             probabilities = layer(probabilities, training=False)
         return probabilities, pooled, heatmaps
