@@ -33,6 +33,20 @@ INPUT_DESCRIPTION = (
 )
 
 
+# The layers every served MobileNetV2 version ends with (training.models, then
+# build_calibrated_model). Workers rely on them for heatmaps and features:
+# worker.model_cache and training.export_litert split the model here.
+SERVED_HEAD = ("pool", "head_dropout", "logits", "temperature_scaling", "probabilities")
+
+
+def has_served_head(model) -> bool:
+    """Does the model end in SERVED_HEAD, one layer after another, on 4-D feature maps?"""
+    layers = model.layers[-len(SERVED_HEAD) :]
+    if tuple(layer.name for layer in layers) != SERVED_HEAD or len(layers[0].input.shape) != 4:
+        return False
+    return all(after.input is before.output for before, after in zip(layers, layers[1:], strict=False))
+
+
 def build_calibrated_model(logits_model, temperature: float):
     """logits -> Rescaling(1/T) -> Softmax, on the logits model's own graph."""
     import keras

@@ -38,10 +38,9 @@ def explained_model(model):
     """
     import keras
 
-    names = [layer.name for layer in model.layers]
-    if "pool" not in names or "logits" not in names:
-        return None
-    if names[names.index("pool") + 1 : names.index("logits") + 1] != ["head_dropout", "logits"]:
+    from training.export import has_served_head
+
+    if not has_served_head(model):
         return None
     pool, logits = model.get_layer("pool"), model.get_layer("logits")
     kernel = logits.get_weights()[0]

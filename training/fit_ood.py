@@ -21,7 +21,7 @@ import numpy as np
 from training.card import CARD_FILENAME, MODEL_FILENAME, write_card
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE
-from training.ood import DEFAULT_FLAG_RATE, OOD_FILENAME, fit_detector, save_detector
+from training.ood import DEFAULT_FLAG_RATE, FLAGGED_ABOVE, OOD_FILENAME, fit_detector, save_detector
 from training.preprocessing import to_model_input
 from training.synthetic_ood import make_pictures
 
@@ -78,7 +78,7 @@ def fit_ood_entries(
             "grey levels / its threshold); flagged above 1"
         ),
         "file": OOD_FILENAME,
-        "threshold": 1.0,
+        "threshold": FLAGGED_ABOVE,
         "checks": {"mahalanobis_above": mahalanobis, "feature_norm_below": norm, "texture_above": texture},
         "threshold_rule": f"each check flags {flag_rate / 3:.2%} of the validation split's (in-distribution) images",
         "fitted_on": f"train split features ({len(train_features)} images)",
@@ -92,17 +92,20 @@ def fit_ood_entries(
 
 
 def flagged_share(detector, features: np.ndarray, pixels: np.ndarray) -> float:
-    return round(float((detector.score(features, pixels) > 1.0).mean()), 4)
+    return round(float((detector.score(features, pixels) > FLAGGED_ABOVE).mean()), 4)
 
 
 def synthetic_detection(model, detector, input_size: tuple[int, int], per_kind: int) -> dict:
     """Share of each kind of synthetic non-dermatoscopic picture that is flagged."""
-    rates = {}
-    for kind, pictures in make_pictures(per_kind, seed=7).items():
-        pixels = np.stack([to_model_input(picture, input_size) for picture in pictures])
-        features, _ = features_and_probabilities(model, pixels)
-        rates[kind] = flagged_share(detector, features, pixels)
-    return rates
+    by_kind = make_pictures(per_kind, seed=7)
+    pixels = np.stack([to_model_input(picture, input_size) for pictures in by_kind.values() for picture in pictures])
+    features, _ = features_and_probabilities(model, pixels)  # one pass for every kind
+    return {
+        kind: flagged_share(
+            detector, features[i * per_kind : (i + 1) * per_kind], pixels[i * per_kind : (i + 1) * per_kind]
+        )
+        for i, kind in enumerate(by_kind)
+    }
 
 
 def write_ood(version_dir: Path, detector, ood: dict, uncertainty: dict) -> None:

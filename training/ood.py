@@ -35,6 +35,7 @@ OOD_FILENAME = "ood.npz"
 DEFAULT_FLAG_RATE = 0.01
 RIDGE = 1e-3  # of the mean variance, added to the covariance's diagonal: keeps it invertible
 CHECKS = ("mahalanobis", "feature_norm", "texture")
+FLAGGED_ABOVE = 1.0  # score() divides each check by its threshold: above 1 is out of distribution
 
 
 def texture(pixels: np.ndarray) -> np.ndarray:
@@ -71,7 +72,7 @@ class OodDetector:
         return np.stack([self.distance(features), np.linalg.norm(features, axis=1), texture(pixels)], axis=1)
 
     def score(self, features: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """(N,) the worst check over its threshold; above 1 is out of distribution."""
+        """(N,) the worst check over its threshold; above FLAGGED_ABOVE is out of distribution."""
         values = self.checks(features, pixels)
         with np.errstate(divide="ignore"):
             ratios = np.stack(

@@ -13,6 +13,7 @@ from PIL import Image
 
 from classifier.models import ModelVersion, Prediction
 from training.classes import malignant_probability
+from training.ood import FLAGGED_ABOVE
 from training.preprocessing import crop_box, to_model_input
 from worker.model_cache import LoadedModel, ModelLoadError, ModelOutputs, get_model
 
@@ -102,14 +103,13 @@ def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, boxe
     """Per image: is it uncertain, how unlike the training images is it, and where did the model look."""
     uncertain_below = settings.UNCERTAIN_BELOW
     scores = model.ood_scores(outputs, pixels)
-    threshold = (model.card.raw.get("ood") or {}).get("threshold", 1.0)
     readings = []
     for i, row in enumerate(outputs.probabilities):
         top = int(np.argmax(row))
         reading = {"is_uncertain": bool(row[top] < uncertain_below)}
         if scores is not None:
             reading["ood_score"] = round(float(scores[i]), 3)
-            reading["is_out_of_distribution"] = bool(scores[i] > threshold)
+            reading["is_out_of_distribution"] = bool(scores[i] > FLAGGED_ABOVE)
         if outputs.heatmaps is not None:
             reading["explanation"] = {
                 "method": "grad-cam",

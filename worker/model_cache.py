@@ -201,28 +201,20 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
 
 
 def _explainable_parts(model):
-    """Split the model at its pooling: (input -> feature maps, [pool .. logits], [logits -> probabilities]).
+    """Split the model at its pooling: (input -> feature maps, [pool, dropout, logits], calibration layers).
 
-    The platform's models (training.models) end in pool -> dropout -> logits ->
-    temperature scaling -> softmax, one layer after another; a model that does not
-    gives None and is served without heatmaps or features.
+    A model without the platform's head (training.export.SERVED_HEAD) gives None and
+    is served without heatmaps or features.
     """
     import keras
 
-    names = [layer.name for layer in model.layers]
-    if "pool" not in names or "logits" not in names or names.index("pool") > names.index("logits"):
+    from training.export import SERVED_HEAD, has_served_head
+
+    if not has_served_head(model):
         return None
-    pool = model.get_layer("pool")
-    if len(pool.input.shape) != 4:
-        return None
-    tail = model.layers[names.index("pool") :]
-    # Only a plain chain can be re-applied layer by layer.
-    for before, after in zip(tail, tail[1:], strict=False):
-        if len(after._inbound_nodes) != 1 or after.input is not before.output:
-            return None
-    split = names.index("logits") - names.index("pool") + 1
-    feature_maps = keras.Model(model.inputs, pool.input, name="feature_maps")
-    return feature_maps, tail[:split], tail[split:]
+    head = model.layers[-len(SERVED_HEAD) :]
+    feature_maps = keras.Model(model.inputs, head[0].input, name="feature_maps")
+    return feature_maps, head[:3], head[3:]
 
 
 def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads: int):
