@@ -241,24 +241,33 @@ class Prediction(models.Model):
         return (self.finished_at - self.created_at).total_seconds()
 
     @classmethod
-    def claim(cls, ids: list[int], task_id: str) -> list[int]:
-        """Mark the given predictions running for this task; return the ids it now holds.
+    def claim(cls, ids: list[int], task_id: str, also_queued: int = 0) -> list[int]:
+        """Mark the given predictions running for this task; return every id it now holds.
 
         Conditional update, so two deliveries of one task cannot both run an image:
         a queued row is taken by whoever comes first, and a running row only by a
         redelivery of the task that claimed it (its worker died mid-task).
+
+        ``also_queued``: take up to this many other queued predictions too, oldest
+        first, so that single uploads arriving together share one model call. Their
+        own tasks then find them taken and do nothing; a redelivery of this task
+        takes back everything this task held.
         """
-        claimable = Q(status=cls.Status.QUEUED) | Q(status=cls.Status.RUNNING, task_id=task_id)
+        now = timezone.now()
+        running = {"status": cls.Status.RUNNING, "task_id": task_id, "started_at": now}
         with transaction.atomic():
-            cls.objects.filter(claimable, id__in=ids).update(
-                status=cls.Status.RUNNING,
-                task_id=task_id,
-                started_at=timezone.now(),
-                attempts=models.F("attempts") + 1,
-            )
-            return list(
-                cls.objects.filter(id__in=ids, status=cls.Status.RUNNING, task_id=task_id).values_list("id", flat=True)
-            )
+            cls.objects.filter(
+                Q(status=cls.Status.QUEUED, id__in=ids) | Q(status=cls.Status.RUNNING, task_id=task_id)
+            ).update(**running, attempts=models.F("attempts") + 1)
+            if also_queued > 0:
+                queued = cls.objects.filter(status=cls.Status.QUEUED).order_by("id")
+                others = list(queued.values_list("id", flat=True)[:also_queued])
+                # Re-checked in the update: a row another worker took meanwhile is left to it.
+                cls.objects.filter(id__in=others, status=cls.Status.QUEUED).update(
+                    **running, attempts=models.F("attempts") + 1
+                )
+            held = cls.objects.filter(status=cls.Status.RUNNING, task_id=task_id).order_by("id")
+            return list(held.values_list("id", flat=True))
 
     def mark_done(
         self,

@@ -175,6 +175,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Inference.
 INFERENCE_BATCH_SIZE = envint("INFERENCE_BATCH_SIZE", 32, minimum=1)  # one compiled call per 32 images
+# A task with fewer images than a batch also takes other queued predictions (oldest
+# first) up to INFERENCE_BATCH_SIZE: single uploads arriving together then share one
+# model call instead of paying its fixed cost each (docs/PERFORMANCE.md).
+INFERENCE_COALESCE = envbool("INFERENCE_COALESCE", True)
 # A result whose top class has a probability below this is shown as uncertain
 # (the model card reports how often that happens on the validation split, and how
 # accurate such results are). Calibrated probabilities make one bar fit all classes.

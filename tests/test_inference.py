@@ -6,7 +6,7 @@ import pytest
 
 from classifier.models import Prediction
 from tests.factories import make_prediction
-from worker.inference import NO_ACTIVE_MODEL, run_predictions
+from worker.inference import NO_ACTIVE_MODEL, fail_predictions, run_predictions
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +59,56 @@ def test_a_redelivered_task_resumes_the_rows_its_dead_worker_had_claimed(owner, 
     assert run_predictions([prediction.pk], task_id="task-2") == []  # another task may not take it
     assert run_predictions([prediction.pk], task_id="task-1") == [prediction.pk]  # the redelivery may
     assert Prediction.objects.get(pk=prediction.pk).attempts == 2
+
+
+def test_a_task_fills_its_batch_with_other_queued_predictions_oldest_first(owner, active_tiny_model, settings):
+    settings.INFERENCE_BATCH_SIZE = 3
+    first, second, third, fourth, last = (make_prediction(owner) for _ in range(5))
+
+    assert run_predictions([last.pk], task_id="t-last", fill_batch=True) == [first.pk, second.pk, last.pk]
+    assert Prediction.objects.get(pk=first.pk).status == "done"
+    assert Prediction.objects.get(pk=third.pk).status == "queued"
+    # The first upload's own task arrives: its row is done, so it takes the next ones.
+    assert run_predictions([first.pk], task_id="t-first", fill_batch=True) == [third.pk, fourth.pk]
+    assert run_predictions([third.pk], task_id="t-third", fill_batch=True) == []
+    assert set(Prediction.objects.values_list("status", flat=True)) == {"done"}
+    assert set(Prediction.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_without_fill_batch_a_task_runs_only_its_own_predictions(owner, active_tiny_model):
+    mine, other = make_prediction(owner), make_prediction(owner)
+
+    assert run_predictions([mine.pk], task_id="t") == [mine.pk]
+    assert Prediction.objects.get(pk=other.pk).status == "queued"
+
+
+def test_filling_a_batch_never_takes_a_row_another_task_holds(owner, active_tiny_model):
+    held_elsewhere, mine = make_prediction(owner), make_prediction(owner)
+    Prediction.claim([held_elsewhere.pk], task_id="other")
+
+    assert run_predictions([mine.pk], task_id="t", fill_batch=True) == [mine.pk]
+    assert Prediction.objects.get(pk=held_elsewhere.pk).task_id == "other"
+    assert Prediction.objects.get(pk=held_elsewhere.pk).status == "running"
+
+
+def test_a_redelivered_task_also_resumes_the_rows_it_took_to_fill_its_batch(owner, active_tiny_model):
+    own, taken = make_prediction(owner), make_prediction(owner)
+    assert Prediction.claim([own.pk], task_id="task-1", also_queued=5) == [own.pk, taken.pk]  # then it died
+
+    assert run_predictions([taken.pk], task_id="task-2", fill_batch=True) == []  # the row's own task
+    assert run_predictions([own.pk], task_id="task-1", fill_batch=True) == [own.pk, taken.pk]  # the redelivery
+    assert [p.attempts for p in Prediction.objects.order_by("id")] == [2, 2]
+
+
+def test_a_failing_task_fails_the_rows_it_took_to_fill_its_batch_too(owner):
+    own, taken, untouched = make_prediction(owner), make_prediction(owner), make_prediction(owner)
+    Prediction.claim([own.pk], task_id="task-1", also_queued=1)
+
+    fail_predictions("task-1", "Classification took too long and was stopped.")
+
+    assert [p.status for p in Prediction.objects.order_by("id")] == ["failed", "failed", "queued"]
+    assert Prediction.objects.get(pk=taken.pk).error == "Classification took too long and was stopped."
+    assert Prediction.objects.get(pk=untouched.pk).task_id == ""
 
 
 def test_without_an_active_model_the_prediction_fails_with_a_clear_message(owner):

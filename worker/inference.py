@@ -22,13 +22,15 @@ logger = logging.getLogger(__name__)
 NO_ACTIVE_MODEL = "No active model version: an administrator must train or activate one, then re-run this prediction."
 
 
-def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
+def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = False) -> list[int]:
     """Claim, infer and store these predictions; return the ids this call finished.
 
     Safe to call twice with the same ids (a redelivered task): rows already
-    finished, or held by another task, are left alone.
+    finished, or held by another task, are left alone. ``fill_batch``: also take
+    other queued predictions, up to one model batch (settings.INFERENCE_COALESCE).
     """
-    held = Prediction.claim(prediction_ids, task_id)
+    room = max(0, settings.INFERENCE_BATCH_SIZE - len(prediction_ids)) if fill_batch else 0
+    held = Prediction.claim(prediction_ids, task_id, also_queued=room)
     if not held:
         logger.info(
             "predictions %s: nothing to claim (already handled)",
@@ -36,7 +38,13 @@ def run_predictions(prediction_ids: list[int], task_id: str) -> list[int]:
             extra={"prediction_ids": prediction_ids, "task_id": task_id},
         )
         return []
-    logger.info("predictions %s: claimed", held, extra={"prediction_ids": held, "task_id": task_id})
+    taken = sorted(set(held) - set(prediction_ids))
+    logger.info(
+        "predictions %s: claimed%s",
+        held,
+        f" ({len(taken)} other queued ones to fill the batch)" if taken else "",
+        extra={"prediction_ids": held, "task_id": task_id},
+    )
     predictions = list(Prediction.objects.filter(id__in=held).select_related("image").order_by("id"))
 
     version = ModelVersion.active()
@@ -122,11 +130,10 @@ def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, boxe
     return readings
 
 
-def fail_predictions(prediction_ids: list[int], task_id: str, message: str) -> None:
-    """Record a failure on the rows this task holds (a timeout, an unexpected error)."""
-    for prediction in Prediction.objects.filter(
-        id__in=prediction_ids, status=Prediction.Status.RUNNING, task_id=task_id
-    ):
+def fail_predictions(task_id: str, message: str) -> None:
+    """Record a failure on every row this task holds (a timeout, an unexpected error),
+    including queued rows it took to fill its batch."""
+    for prediction in Prediction.objects.filter(status=Prediction.Status.RUNNING, task_id=task_id):
         prediction.mark_failed(message)
 
 

@@ -29,18 +29,18 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 def predict(self, prediction_ids: list[int]) -> int:
     """Classify these predictions' images with the active model version."""
     try:
-        return len(run_predictions(prediction_ids, task_id=self.request.id))
+        return len(run_predictions(prediction_ids, task_id=self.request.id, fill_batch=settings.INFERENCE_COALESCE))
     except TRANSIENT_ERRORS:
         raise  # retried with the same task id, which may re-claim its rows
     except SoftTimeLimitExceeded:
         logger.error(
             "predictions %s: soft time limit exceeded", prediction_ids, extra={"prediction_ids": prediction_ids}
         )
-        fail_predictions(prediction_ids, self.request.id, "Classification took too long and was stopped.")
+        fail_predictions(self.request.id, "Classification took too long and was stopped.")
         return 0
     except Exception as exc:
         logger.exception("predictions %s: failed", prediction_ids, extra={"prediction_ids": prediction_ids})
-        fail_predictions(prediction_ids, self.request.id, f"Classification failed: {exc.__class__.__name__}: {exc}")
+        fail_predictions(self.request.id, f"Classification failed: {exc.__class__.__name__}: {exc}")
         return 0
 
 
