@@ -105,3 +105,20 @@ def assert_completed_exactly_once(ids) -> None:
     assert len({p.task_id for p in predictions}) == 1  # the same task, redelivered, finished them
     assert Prediction.objects.count() == len(ids)  # no duplicate rows
     assert all(p.finished_at > p.started_at for p in predictions)
+
+
+def test_single_uploads_that_shared_a_killed_task_complete_exactly_once(celery_worker, owner_api, active_tiny_model):
+    celery_worker.stop()  # the uploads queue up, so the first task takes them all into its batch
+    ids = []
+    for i in range(6):
+        response = owner_api.post("/api/v1/images/", {"file": [large_upload(i, seed=900 + i)]}, format="multipart")
+        ids.append(response.json()["images"][0]["prediction"]["id"])
+    celery_worker.start()
+    wait_for(lambda: running(ids) == len(ids), timeout=60, interval=0.05)
+    assert Prediction.objects.filter(pk__in=ids).values("task_id").distinct().count() == 1  # one task holds all six
+
+    for pid in celery_worker.children():
+        os.kill(pid, signal.SIGKILL)
+
+    wait_for(lambda: done(ids) == len(ids), timeout=120)
+    assert_completed_exactly_once(ids)

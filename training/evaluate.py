@@ -144,10 +144,11 @@ def majority_baseline(train_labels: np.ndarray, val_labels: np.ndarray, test_lab
 def run_logits(run_dir: Path, arrays: dict) -> dict[str, np.ndarray]:
     import keras
 
-    from training.train import LOGITS_MODEL_FILENAME, predict_logits
+    from training.train import LOGITS_MODEL_FILENAME, RUN_FILENAME, predict_logits
 
+    arch = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))["recipe"]["arch"]
     model = keras.saving.load_model(run_dir / LOGITS_MODEL_FILENAME)
-    return {name: predict_logits(model, arrays[name][0]) for name in ("val", "test")}
+    return {name: predict_logits(model, arrays[name][0], arch) for name in ("val", "test")}
 
 
 def evaluate_runs(
