@@ -68,6 +68,7 @@ def render(results: dict) -> str:
                     scenario["upload_to_done_ms_server"]["p50"],
                     scenario["upload_to_done_ms_server"]["p95"],
                     scenario["upload_request_ms_client"]["p50"],
+                    scenario.get("queue_drained_after_s", "-"),  # absent from runs before coalescing
                 ]
             )
     parts.append(
@@ -83,6 +84,7 @@ def render(results: dict) -> str:
                 "upload-to-done p50 ms",
                 "p95 ms",
                 "upload request p50 ms",
+                "queue empty s later",
             ],
             rows,
         )  # fmt: skip

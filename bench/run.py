@@ -115,6 +115,27 @@ def wait_for_predictions(ids: list[int]) -> None:
         raise RuntimeError(f"only {finished_count(ids)} of {len(ids)} predictions finished in {DONE_TIMEOUT} s")
 
 
+def queued_messages() -> int:
+    from lesionsite.celery import app
+
+    with app.connection_for_write() as conn:
+        try:
+            return conn.default_channel.queue_declare("inference", passive=True).message_count
+        except conn.channel_errors:  # Redis drops an empty queue's key: "no queue"
+            return 0
+
+
+def wait_for_empty_queue() -> float:
+    """Seconds until the broker's queue is empty: after a scenario, the tasks whose rows
+    another task took to fill its batch are still queued (each finds nothing to do).
+    The next scenario must not start with them, or they would pick its uploads up at once."""
+    began = time.monotonic()
+    if not wait_until(lambda: queued_messages() == 0, timeout=DONE_TIMEOUT, interval=0.05):
+        raise RuntimeError(f"{queued_messages()} messages still queued after {DONE_TIMEOUT} s")
+    time.sleep(0.2)  # the last reserved ones finish
+    return round(time.monotonic() - began, 2)
+
+
 def scenario_result(ids: list[int], started_at: float, codes: list[int], upload_ms: list[float]) -> dict:
     """Throughput from the first request to the last finished row; latency per row (created_at -> finished_at)."""
     found = rows(ids)
@@ -128,6 +149,7 @@ def scenario_result(ids: list[int], started_at: float, codes: list[int], upload_
         "images_per_s": round(len(ids) / seconds, 1),
         **row_latencies(found),
         "upload_request_ms_client": percentiles(upload_ms),
+        "queue_drained_after_s": wait_for_empty_queue(),
     }
 
 

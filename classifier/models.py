@@ -253,18 +253,21 @@ class Prediction(models.Model):
         own tasks then find them taken and do nothing; a redelivery of this task
         takes back everything this task held.
         """
-        now = timezone.now()
-        running = {"status": cls.Status.RUNNING, "task_id": task_id, "started_at": now}
+
+        def running():
+            return {"status": cls.Status.RUNNING, "task_id": task_id, "started_at": timezone.now()}
+
         with transaction.atomic():
             cls.objects.filter(
                 Q(status=cls.Status.QUEUED, id__in=ids) | Q(status=cls.Status.RUNNING, task_id=task_id)
-            ).update(**running, attempts=models.F("attempts") + 1)
+            ).update(**running(), attempts=models.F("attempts") + 1)
             if also_queued > 0:
                 queued = cls.objects.filter(status=cls.Status.QUEUED).order_by("id")
                 others = list(queued.values_list("id", flat=True)[:also_queued])
                 # Re-checked in the update: a row another worker took meanwhile is left to it.
+                # The clock is read after the lookup, so no row starts before it was stored.
                 cls.objects.filter(id__in=others, status=cls.Status.QUEUED).update(
-                    **running, attempts=models.F("attempts") + 1
+                    **running(), attempts=models.F("attempts") + 1
                 )
             held = cls.objects.filter(status=cls.Status.RUNNING, task_id=task_id).order_by("id")
             return list(held.values_list("id", flat=True))
