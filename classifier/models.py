@@ -209,6 +209,12 @@ class Prediction(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Every task looks up the queued rows (to fill its batch) and the rows it holds:
+        # small partial indexes keep both lookups independent of the table's history.
+        indexes = [
+            models.Index(fields=["id"], condition=Q(status="queued"), name="prediction_queued"),
+            models.Index(fields=["task_id"], condition=Q(status="running"), name="prediction_running_task"),
+        ]
 
     def __str__(self) -> str:
         return f"Prediction {self.pk} ({self.status})"
