@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.augment import describe_augmentation
 from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
@@ -146,7 +147,7 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
             "imbalance_handling": f"class-weighted loss ('{run['imbalance']}')",
             "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
             "class_weights": run.get("class_weights"),
-            "augmentation": "random flips (both axes), rotation (any angle), shifts 10 %, zoom 15 % - training only",
+            "augmentation": describe_augmentation(recipe.get("color_augmentation", False)),
             "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
             "best_epoch": run.get("best_epoch"),
             "head_epochs_run": sum(1 for e in history if e["phase"] == "head"),

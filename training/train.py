@@ -52,6 +52,8 @@ class Recipe:
     cnn_epochs: int = 15
     cnn_lr: float = 1e-3
     dropout: float = 0.3
+    label_smoothing: float = 0.0  # in fine-tuning; temperature scaling recalibrates afterwards
+    color_augmentation: bool = False  # brightness, per-channel contrast, saturation (training.augment)
     imbalance: str = "auto"  # auto: the mode with the best validation balanced accuracy in phase 1
     time_budget_min: float = 58.0
     init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
@@ -235,7 +237,7 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         jit_compile=JIT_COMPILE[recipe.arch],
     )
     phase = phase or ("fine_tune" if recipe.arch == "mobilenetv2" else "cnn")
@@ -317,7 +319,7 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         train_labels,
         weights_per_class,
         recipe.batch_size,
-        make_augmentation(seed=recipe.seed),
+        make_augmentation(seed=recipe.seed, color=recipe.color_augmentation),
         recipe.seed,
     )
     steps = int(np.ceil(len(train_images) / recipe.batch_size))
@@ -367,11 +369,15 @@ def main(argv: list[str] | None = None) -> None:
         "fine_tune_lr",
         "cnn_lr",
         "dropout",
+        "label_smoothing",
         "seed",
     ):
         value = getattr(defaults, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     parser.add_argument("--fine-tune-from", default=defaults.fine_tune_from)
+    parser.add_argument(
+        "--color-augmentation", action=argparse.BooleanOptionalAction, default=defaults.color_augmentation
+    )
     parser.add_argument("--imbalance", choices=("auto", *IMBALANCE_MODES), default="auto")
     parser.add_argument("--init-from", help="run folder to continue fine-tuning from (phase 1 is skipped)")
     args = parser.parse_args(argv)
@@ -388,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
         cnn_epochs=args.cnn_epochs,
         cnn_lr=args.cnn_lr,
         dropout=args.dropout,
+        label_smoothing=args.label_smoothing,
+        color_augmentation=args.color_augmentation,
         imbalance=args.imbalance,
         time_budget_min=args.time_budget_min,
         seed=args.seed,

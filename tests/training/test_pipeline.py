@@ -87,6 +87,23 @@ def test_augmentation_changes_pictures_in_training_only():
     assert not np.allclose(np.asarray(augmentation(pictures, training=True)), pictures)
 
 
+def test_colour_augmentation_changes_colours_in_training_only_and_stays_in_range():
+    from training.augment import make_augmentation
+
+    # Flips, rotations, shifts and zooms (reflect fill) leave a one-colour picture as it
+    # is; only the colour layers can change it.
+    flat = np.full((8, 32, 32, 3), 120.0, dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(make_augmentation(seed=3)(flat, training=True)), flat, atol=1e-3)
+
+    augmentation = make_augmentation(seed=3, color=True)
+    np.testing.assert_array_equal(np.asarray(augmentation(flat, training=False)), flat)
+    recoloured = np.asarray(augmentation(flat, training=True))
+    assert np.abs(recoloured - flat).max() > 1.0
+    pictures = np.random.default_rng(1).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    augmented = np.asarray(augmentation(pictures, training=True))
+    assert augmented.min() >= 0.0 and augmented.max() <= 255.0
+
+
 def test_the_card_passes_parse_card_and_lists_the_output_order(shipped):
     card = read_card(shipped["version_dir"])
     raw = json.loads((shipped["version_dir"] / "card.json").read_text())
