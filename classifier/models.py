@@ -247,8 +247,9 @@ class Prediction(models.Model):
         return (self.finished_at - self.created_at).total_seconds()
 
     @classmethod
-    def claim(cls, ids: list[int], task_id: str, also_queued: int = 0) -> list[int]:
-        """Mark the given predictions running for this task; return every id it now holds.
+    def claim(cls, ids: list[int], task_id: str, also_queued: int = 0) -> list[Prediction]:
+        """Mark the given predictions running for this task; return every row it now holds
+        (with its image), oldest first.
 
         Conditional update, so two deliveries of one task cannot both run an image:
         a queued row is taken by whoever comes first, and a running row only by a
@@ -258,25 +259,27 @@ class Prediction(models.Model):
         first, so that single uploads arriving together share one model call. Their
         own tasks then find them taken and do nothing; a redelivery of this task
         takes back everything this task held.
+
+        Two statements: one UPDATE, one SELECT (each round trip costs ~1 ms of a
+        one-image task's ~55 ms, docs/PERFORMANCE.md).
         """
-
-        def running():
-            return {"status": cls.Status.RUNNING, "task_id": task_id, "started_at": timezone.now()}
-
+        mine = Q(status=cls.Status.QUEUED, id__in=ids) | Q(status=cls.Status.RUNNING, task_id=task_id)
+        if also_queued > 0:
+            others = cls.objects.filter(status=cls.Status.QUEUED).exclude(id__in=ids)
+            oldest = others.order_by("id").values("id")[:also_queued]
+            # `status=queued` on the row itself, not only in the subquery: PostgreSQL
+            # re-checks the outer condition on a row another worker took meanwhile
+            # (and committed), so that row is skipped rather than taken twice.
+            mine |= Q(status=cls.Status.QUEUED, id__in=oldest)
         with transaction.atomic():
-            cls.objects.filter(
-                Q(status=cls.Status.QUEUED, id__in=ids) | Q(status=cls.Status.RUNNING, task_id=task_id)
-            ).update(**running(), attempts=models.F("attempts") + 1)
-            if also_queued > 0:
-                queued = cls.objects.filter(status=cls.Status.QUEUED).order_by("id")
-                others = list(queued.values_list("id", flat=True)[:also_queued])
-                # Re-checked in the update: a row another worker took meanwhile is left to it.
-                # The clock is read after the lookup, so no row starts before it was stored.
-                cls.objects.filter(id__in=others, status=cls.Status.QUEUED).update(
-                    **running(), attempts=models.F("attempts") + 1
-                )
-            held = cls.objects.filter(status=cls.Status.RUNNING, task_id=task_id).order_by("id")
-            return list(held.values_list("id", flat=True))
+            cls.objects.filter(mine).update(
+                status=cls.Status.RUNNING,
+                task_id=task_id,
+                started_at=timezone.now(),
+                attempts=models.F("attempts") + 1,
+            )
+            held = cls.objects.filter(status=cls.Status.RUNNING, task_id=task_id)
+            return list(held.select_related("image").order_by("id"))
 
     def mark_done(
         self,

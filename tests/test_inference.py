@@ -75,6 +75,14 @@ def test_a_task_fills_its_batch_with_other_queued_predictions_oldest_first(owner
     assert set(Prediction.objects.values_list("attempts", flat=True)) == {1}
 
 
+def test_a_task_fills_its_batch_with_others_beside_its_own_oldest_rows(owner, active_tiny_model, settings):
+    settings.INFERENCE_BATCH_SIZE = 3
+    first, second, third, fourth = (make_prediction(owner) for _ in range(4))
+
+    assert run_predictions([first.pk], task_id="t-first", fill_batch=True) == [first.pk, second.pk, third.pk]
+    assert Prediction.objects.get(pk=fourth.pk).status == "queued"
+
+
 def test_without_fill_batch_a_task_runs_only_its_own_predictions(owner, active_tiny_model):
     mine, other = make_prediction(owner), make_prediction(owner)
 
@@ -93,7 +101,8 @@ def test_filling_a_batch_never_takes_a_row_another_task_holds(owner, active_tiny
 
 def test_a_redelivered_task_also_resumes_the_rows_it_took_to_fill_its_batch(owner, active_tiny_model):
     own, taken = make_prediction(owner), make_prediction(owner)
-    assert Prediction.claim([own.pk], task_id="task-1", also_queued=5) == [own.pk, taken.pk]  # then it died
+    held = Prediction.claim([own.pk], task_id="task-1", also_queued=5)  # then it died
+    assert [prediction.pk for prediction in held] == [own.pk, taken.pk]
 
     assert run_predictions([taken.pk], task_id="task-2", fill_batch=True) == []  # the row's own task
     assert run_predictions([own.pk], task_id="task-1", fill_batch=True) == [own.pk, taken.pk]  # the redelivery

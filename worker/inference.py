@@ -30,7 +30,8 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
     other queued predictions, up to one model batch (settings.INFERENCE_COALESCE).
     """
     room = max(0, settings.INFERENCE_BATCH_SIZE - len(prediction_ids)) if fill_batch else 0
-    held = Prediction.claim(prediction_ids, task_id, also_queued=room)
+    predictions = Prediction.claim(prediction_ids, task_id, also_queued=room)
+    held = [prediction.pk for prediction in predictions]
     if not held:
         logger.info(
             "predictions %s: nothing to claim (already handled)",
@@ -45,7 +46,6 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
         f" ({len(taken)} other queued ones to fill the batch)" if taken else "",
         extra={"prediction_ids": held, "task_id": task_id},
     )
-    predictions = list(Prediction.objects.filter(id__in=held).select_related("image").order_by("id"))
 
     version = ModelVersion.active()
     if version is None:
