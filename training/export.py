@@ -150,6 +150,7 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
             "augmentation": describe_augmentation(recipe.get("color_augmentation", False)),
             "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
             "best_epoch": run.get("best_epoch"),
+            "weight_average": run.get("weight_average"),
             "head_epochs_run": sum(1 for e in history if e["phase"] == "head"),
             "fine_tune_epochs_run": sum(1 for e in history if e["phase"].startswith("fine_tune")),
             # A continued run (--init-from) is one recipe in two commands: the first one's settings.

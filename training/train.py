@@ -53,7 +53,10 @@ class Recipe:
     cnn_lr: float = 1e-3
     dropout: float = 0.3
     label_smoothing: float = 0.0  # in fine-tuning; temperature scaling recalibrates afterwards
-    color_augmentation: bool = False  # brightness, per-channel contrast, saturation (training.augment)
+    color_augmentation: bool = False  # brightness and per-channel contrast (training.augment)
+    # Also try the average of the last N epochs' weights; kept if it beats the best single
+    # epoch on validation. 0 or 1: off.
+    average_last_epochs: int = 0
     imbalance: str = "auto"  # auto: the mode with the best validation balanced accuracy in phase 1
     time_budget_min: float = 58.0
     init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
@@ -134,12 +137,15 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
-def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str, log, start=None):
+def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str, log, start=None, keep_last=0):
     """A callback that scores each epoch on validation, keeps the best weights, and
     stops before an epoch would run past the deadline (the time budget).
 
     ``start`` = (score, weights) of the model before training, when continuing a run:
-    a continuation then never ends worse on validation than it began."""
+    a continuation then never ends worse on validation than it began. ``keep_last``:
+    also keep the weights of the last N epochs (``recent``), for weight averaging."""
+    from collections import deque
+
     import keras
 
     class ValidationTracker(keras.callbacks.Callback):
@@ -148,6 +154,7 @@ def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str,
             self.best_score, self.best_weights = start if start is not None else (-1.0, None)
             self.best_epoch = 0 if start is not None else -1
             self.history: list[dict] = []
+            self.recent: deque = deque(maxlen=max(keep_last, 1))
             self._epoch_start = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -166,6 +173,8 @@ def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str,
             }
             self.history.append(entry)
             log(json.dumps(entry))
+            if keep_last > 1:
+                self.recent.append((epoch + 1, self.model.get_weights()))
             if score > self.best_score:
                 self.best_score, self.best_epoch = score, epoch + 1
                 self.best_weights = self.model.get_weights()
@@ -246,10 +255,40 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
         logits = model.predict(val_images.astype(np.float32), batch_size=64, verbose=0)
         start = (balanced_accuracy(val_labels, logits.argmax(axis=1)), model.get_weights())
         log(f"{phase}: starting from validation balanced accuracy {start[0]:.4f}")
-    tracker = make_validation_tracker(val_images.astype(np.float32), val_labels, deadline, phase, log, start)
+    val_inputs = val_images.astype(np.float32)
+    keep_last = recipe.average_last_epochs
+    tracker = make_validation_tracker(val_inputs, val_labels, deadline, phase, log, start, keep_last)
     model.fit(dataset, epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)  # shuffled in tf.data
     model.set_weights(tracker.best_weights)
+    tracker.weight_average = None
+    if keep_last > 1 and len(tracker.recent) > 1:
+        tracker.weight_average = try_weight_average(model, tracker, val_inputs, val_labels, phase, log)
     return tracker
+
+
+def try_weight_average(model, tracker, val_inputs, val_labels, phase, log) -> dict:
+    """Average the weights of the tracker's last epochs; keep them if validation says so.
+
+    Validation balanced accuracy jumps by a few points from one epoch to the next (a
+    handful of dermatofibromas and vascular lesions decide it), so the single best
+    epoch is partly luck; the average of the epochs around the end of a cosine
+    schedule is a flatter, steadier solution. Batch norm is frozen, so the averaged
+    weights need no statistics recomputed.
+    """
+    epochs = [epoch for epoch, _ in tracker.recent]
+    averaged = [np.mean(layers, axis=0) for layers in zip(*(weights for _, weights in tracker.recent), strict=True)]
+    model.set_weights(averaged)
+    score = balanced_accuracy(val_labels, model.predict(val_inputs, batch_size=64, verbose=0).argmax(axis=1))
+    chosen = score > tracker.best_score
+    log(
+        f"{phase}: average of epochs {epochs[0]}-{epochs[-1]}: validation balanced accuracy {score:.4f} "
+        f"against {tracker.best_score:.4f} at epoch {tracker.best_epoch}: " + ("kept" if chosen else "not kept")
+    )
+    if chosen:
+        tracker.best_score, tracker.best_weights = score, averaged
+    else:
+        model.set_weights(tracker.best_weights)
+    return {"epochs": epochs, "val_balanced_accuracy": score, "kept": chosen}
 
 
 def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, cache_dir: str | None, out: Path, log):
@@ -327,6 +366,10 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
     tracker = fine_tune(model, dataset, steps, val_images, val_labels, recipe, deadline, log, phase)
     history += tracker.history
     run["best_epoch"], run["val_balanced_accuracy"] = tracker.best_epoch, tracker.best_score
+    if tracker.weight_average is not None:
+        run["weight_average"] = tracker.weight_average
+        if tracker.weight_average["kept"]:
+            run["best_epoch"] = None  # no single epoch: the average of weight_average["epochs"]
     run["epochs_run"] = len(tracker.history)
     run["class_weights"] = dict(zip(CLASSES, map(float, weights_per_class), strict=True))
     run["train_seconds"] = time.time() - started + previous.get("train_seconds", 0.0)
@@ -370,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
         "cnn_lr",
         "dropout",
         "label_smoothing",
+        "average_last_epochs",
         "seed",
     ):
         value = getattr(defaults, name)
@@ -395,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
         cnn_lr=args.cnn_lr,
         dropout=args.dropout,
         label_smoothing=args.label_smoothing,
+        average_last_epochs=args.average_last_epochs,
         color_augmentation=args.color_augmentation,
         imbalance=args.imbalance,
         time_budget_min=args.time_budget_min,

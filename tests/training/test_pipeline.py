@@ -170,3 +170,53 @@ def test_a_run_continues_from_a_saved_run_and_keeps_its_record(shipped, tiny_dat
     assert len(run["history"]) == len(first["history"]) + 1
     assert run["train_seconds"] > first["train_seconds"]
     assert run["val_balanced_accuracy"] >= first["val_balanced_accuracy"] - 1e-9  # never ends worse
+
+
+def _linear_model_and_tracker(recent, best_weights, best_score):
+    """A 7-in, 7-out linear model and a stand-in for the validation tracker's state."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    import keras
+
+    model = keras.Sequential([keras.Input((7,)), keras.layers.Dense(7)])
+    tracker = SimpleNamespace(
+        recent=deque(recent), best_weights=best_weights, best_score=best_score, best_epoch=recent[0][0]
+    )
+    return model, tracker
+
+
+def _weights(kernel):
+    return [np.asarray(kernel, dtype=np.float32), np.zeros(7, dtype=np.float32)]
+
+
+# One-hot inputs, input i is class i: each epoch below gets one class wrong, their average none.
+ONE_WRONG = np.eye(7)
+ONE_WRONG[0, 0], ONE_WRONG[0, 1] = 0.0, 0.8  # class 0 read as class 1
+OTHER_WRONG = np.eye(7)
+OTHER_WRONG[1, 1], OTHER_WRONG[1, 2] = 0.0, 0.8  # class 1 read as class 2
+
+
+def test_the_average_of_the_last_epochs_is_kept_when_validation_prefers_it():
+    from training.train import try_weight_average
+
+    first, second = _weights(ONE_WRONG), _weights(OTHER_WRONG)
+    model, tracker = _linear_model_and_tracker([(5, first), (6, second)], first, 6 / 7)
+
+    result = try_weight_average(model, tracker, np.eye(7, dtype=np.float32), np.arange(7), "fine_tune", print)
+
+    assert result == {"epochs": [5, 6], "val_balanced_accuracy": 1.0, "kept": True}
+    assert tracker.best_score == 1.0
+    np.testing.assert_allclose(model.get_weights()[0], (ONE_WRONG + OTHER_WRONG) / 2)
+
+
+def test_the_best_single_epoch_stays_when_the_average_is_no_better():
+    from training.train import try_weight_average
+
+    best = _weights(np.eye(7))
+    model, tracker = _linear_model_and_tracker([(5, _weights(ONE_WRONG)), (6, _weights(OTHER_WRONG))], best, 1.0)
+
+    result = try_weight_average(model, tracker, np.eye(7, dtype=np.float32), np.arange(7), "fine_tune", print)
+
+    assert result["kept"] is False
+    np.testing.assert_allclose(model.get_weights()[0], np.eye(7))
