@@ -7,6 +7,7 @@ at start-up with the variable's name rather than somewhere deep in a request.
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -61,3 +62,24 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$", re.IGNORECASE)
+NO_LIMIT_WORDS = {"", "0", "off", "none"}
+
+
+def envrate(name: str, default: str) -> str:
+    """A request rate such as "300/minute" (per s, m, h or d), or "" for no limit.
+
+    "0", "off" and "none" also mean no limit: an operator who writes them means that,
+    and DRF would otherwise fail every request on a rate it cannot parse.
+    """
+    raw = os.environ.get(name, default)
+    if raw.strip().lower() in NO_LIMIT_WORDS:
+        return ""
+    match = RATE.match(raw)
+    if match is None:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: write requests/period, e.g. 300/minute or 10/s, or off for no limit"
+        )
+    return f"{int(match.group(1))}/{match.group(2).lower()}"

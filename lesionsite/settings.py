@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envfloat, envint, envlist, envstr
+from lesionsite.env import envbool, envfloat, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("LESIONSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -117,8 +117,8 @@ UPLOAD_MAX_PIXELS = envint("UPLOAD_MAX_PIXELS", 50_000_000, minimum=1024)
 UPLOAD_MIN_SIDE = envint("UPLOAD_MIN_SIDE", 32, minimum=1)
 UPLOAD_MAX_FILES = envint("UPLOAD_MAX_FILES", 100, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
-# Per-user upload requests through the API; over it, 429. Empty turns the limit off.
-UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "300/minute")
+# Per-user upload requests through the API; over it, 429. Empty or "off": no limit.
+UPLOAD_RATE_LIMIT = envrate("UPLOAD_RATE_LIMIT", "300/minute")
 # Files above this are spooled to disk while the request is read, not held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envint, envlist
+from lesionsite.env import envbool, envint, envlist, envrate
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,27 @@ def test_defaults_apply_when_unset(monkeypatch):
 def test_envlist_splits_on_commas(monkeypatch):
     monkeypatch.setenv("ALLOWED_HOSTS", "example.org, lesions.example.org,")
     assert envlist("ALLOWED_HOSTS", []) == ["example.org", "lesions.example.org"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("300/minute", "300/minute"),
+        ("10/s", "10/s"),
+        ("100/minutes", "100/minute"),
+        (" 5 / Hour ", "5/hour"),
+        ("", ""),
+        ("0", ""),
+        ("off", ""),
+    ],
+)
+def test_envrate_reads_rates_and_the_ways_of_saying_no_limit(monkeypatch, raw, expected):
+    monkeypatch.setenv("UPLOAD_RATE_LIMIT", raw)
+    assert envrate("UPLOAD_RATE_LIMIT", "300/minute") == expected
+
+
+@pytest.mark.parametrize("raw", ["300", "300 per minute", "fast", "3.5/s", "10/week"])
+def test_envrate_rejects_what_the_throttle_could_not_parse(monkeypatch, raw):
+    monkeypatch.setenv("UPLOAD_RATE_LIMIT", raw)
+    with pytest.raises(ImproperlyConfigured, match="UPLOAD_RATE_LIMIT"):
+        envrate("UPLOAD_RATE_LIMIT", "300/minute")
