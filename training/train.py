@@ -272,8 +272,8 @@ def try_weight_average(model, tracker, val_inputs, val_labels, phase, log) -> di
     Validation balanced accuracy jumps by a few points from one epoch to the next (a
     handful of dermatofibromas and vascular lesions decide it), so the single best
     epoch is partly luck; the average of the epochs around the end of a cosine
-    schedule is a flatter, steadier solution. Batch norm is frozen, so the averaged
-    weights need no statistics recomputed.
+    schedule is a flatter, steadier solution. MobileNetV2's batch norm is frozen here
+    (training.models), so the averaged weights need no statistics recomputed.
     """
     epochs = [epoch for epoch, _ in tracker.recent]
     averaged = [np.mean(layers, axis=0) for layers in zip(*(weights for _, weights in tracker.recent), strict=True)]
