@@ -155,6 +155,7 @@ def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str,
             self.best_epoch = 0 if start is not None else -1
             self.history: list[dict] = []
             self.recent: deque = deque(maxlen=max(keep_last, 1))
+            self.weight_average: dict | None = None  # set by fine_tune when it tried one
             self._epoch_start = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -260,7 +261,6 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
     tracker = make_validation_tracker(val_inputs, val_labels, deadline, phase, log, start, keep_last)
     model.fit(dataset, epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)  # shuffled in tf.data
     model.set_weights(tracker.best_weights)
-    tracker.weight_average = None
     if keep_last > 1 and len(tracker.recent) > 1:
         tracker.weight_average = try_weight_average(model, tracker, val_inputs, val_labels, phase, log)
     return tracker
