@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -287,29 +287,41 @@ class Prediction(models.Model):
         probabilities: dict[str, float],
         malignant: float,
         inference_ms: float,
+        **reading,
+    ) -> bool:
+        """Store a finished reading; False if this task no longer held the row."""
+        return self._finish(**self.done_fields(version, probabilities, malignant, inference_ms, **reading))
+
+    @classmethod
+    def done_fields(
+        cls,
+        version: ModelVersion,
+        probabilities: dict[str, float],
+        malignant: float,
+        inference_ms: float,
         *,
         is_uncertain: bool | None = None,
         ood_score: float | None = None,
         is_out_of_distribution: bool | None = None,
         explanation: dict | None = None,
-    ) -> bool:
-        """Store a finished reading; False if this task no longer held the row."""
+    ) -> dict:
+        """The columns a finished reading sets (for mark_done and finish_many)."""
         top_class = max(probabilities, key=probabilities.get)
-        return self._finish(
-            is_uncertain=is_uncertain,
-            ood_score=ood_score,
-            is_out_of_distribution=is_out_of_distribution,
-            explanation=explanation,
-            status=self.Status.DONE,
-            model_version=version,
-            probabilities=probabilities,
-            top_class=top_class,
-            top_probability=probabilities[top_class],
-            malignant_probability=malignant,
-            is_malignant=malignant >= version.malignant_threshold,
-            inference_ms=inference_ms,
-            error="",
-        )
+        return {
+            "is_uncertain": is_uncertain,
+            "ood_score": ood_score,
+            "is_out_of_distribution": is_out_of_distribution,
+            "explanation": explanation,
+            "status": cls.Status.DONE,
+            "model_version": version,
+            "probabilities": probabilities,
+            "top_class": top_class,
+            "top_probability": probabilities[top_class],
+            "malignant_probability": malignant,
+            "is_malignant": malignant >= version.malignant_threshold,
+            "inference_ms": inference_ms,
+            "error": "",
+        }
 
     def mark_failed(self, message: str) -> bool:
         return self._finish(status=self.Status.FAILED, error=message)
@@ -323,6 +335,62 @@ class Prediction(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
         return bool(updated)
+
+    @classmethod
+    def finish_many(cls, task_id: str, rows: list[tuple[Prediction, dict]]) -> list[Prediction]:
+        """``_finish`` for many rows of one task at once; return the predictions stored.
+
+        Each row gets the same conditional UPDATE as ``_finish`` (still held by this
+        task), but all of them go to the database in one ``executemany``, which
+        psycopg 3 pipelines into one round trip: one UPDATE each through the ORM cost
+        ~1.2 ms a row, a sixth of a 32-image task (docs/PERFORMANCE.md). Every row
+        must set the same fields. Call it inside a transaction to store all or none.
+        """
+        if not rows:
+            return []
+        connection = connections[router.db_for_write(cls)]
+        finished_at = timezone.now()
+        names = [*rows[0][1], "finished_at"]
+        fields = [cls._meta.get_field(name) for name in names]
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        sql = (
+            f"UPDATE {quote(cls._meta.db_table)} SET {assignments} "
+            f"WHERE {quote('id')} = %s AND {quote('status')} = %s AND {quote('task_id')} = %s"
+        )
+        params = []
+        for prediction, values in rows:
+            if list(values) != names[:-1]:
+                raise ValueError("finish_many: every row must set the same fields, in the same order")
+            values = {**values, "finished_at": finished_at}
+            row = [field.get_db_prep_save(_column_value(field, values[field.name]), connection) for field in fields]
+            params.append([*row, prediction.pk, cls.Status.RUNNING.value, task_id])
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+            updated = cursor.rowcount
+        if updated == len(rows):
+            stored = [prediction for prediction, _ in rows]
+        else:
+            # Some rows were no longer this task's (a sweep re-queued them and another
+            # task took them): find out which ones this call did store.
+            mine = set(
+                cls.objects.filter(
+                    pk__in=[prediction.pk for prediction, _ in rows], task_id=task_id, finished_at=finished_at
+                ).values_list("pk", flat=True)
+            )
+            stored = [prediction for prediction, _ in rows if prediction.pk in mine]
+        by_pk = dict((prediction.pk, values) for prediction, values in rows)
+        for prediction in stored:
+            for name, value in {**by_pk[prediction.pk], "finished_at": finished_at}.items():
+                setattr(prediction, name, value)
+        return stored
+
+
+def _column_value(field: models.Field, value):
+    """What a raw statement stores for a field: the primary key for a relation."""
+    if field.is_relation and isinstance(value, models.Model):
+        return value.pk
+    return value
 
 
 class UnlabelledImage(LesionImage):

@@ -120,6 +120,62 @@ def test_a_failing_task_fails_the_rows_it_took_to_fill_its_batch_too(owner):
     assert Prediction.objects.get(pk=untouched.pk).task_id == ""
 
 
+def _reading(version, nv: float) -> dict:
+    probabilities = {"akiec": 0.0, "bcc": 0.0, "bkl": 0.0, "df": 0.0, "mel": 1.0 - nv, "nv": nv, "vasc": 0.0}
+    explanation = {"method": "grad-cam", "class": "nv", "grid": [[0.5, 1.0]], "box": [0, 0, 1, 1]}
+    return Prediction.done_fields(
+        version, probabilities, 1.0 - nv, 4.2, is_uncertain=nv < 0.6, ood_score=1.5, explanation=explanation
+    )
+
+
+def test_finish_many_stores_every_row_the_task_holds_in_one_statement(owner, active_tiny_model):
+    predictions = Prediction.claim([make_prediction(owner).pk for _ in range(3)], task_id="t")
+    rows = [
+        (prediction, _reading(active_tiny_model, nv))
+        for prediction, nv in zip(predictions, (0.9, 0.55, 0.2), strict=True)
+    ]
+
+    stored = Prediction.finish_many("t", rows)
+
+    assert [p.pk for p in stored] == [p.pk for p in predictions]
+    saved = list(Prediction.objects.order_by("id"))
+    assert [p.status for p in saved] == ["done"] * 3
+    assert [p.top_class for p in saved] == ["nv", "nv", "mel"]
+    assert [p.is_uncertain for p in saved] == [False, True, True]
+    assert saved[2].probabilities["mel"] == pytest.approx(0.8)
+    assert saved[2].malignant_probability == pytest.approx(0.8)
+    assert saved[2].is_malignant is True and saved[0].is_malignant is False
+    assert saved[0].explanation["grid"] == [[0.5, 1.0]]
+    assert {p.model_version_id for p in saved} == {active_tiny_model.pk}
+    assert len({p.finished_at for p in saved}) == 1 and saved[0].finished_at is not None
+    # The instances returned carry what was stored, as mark_done's do.
+    assert stored[2].status == "done" and stored[2].top_class == "mel"
+
+
+def test_finish_many_leaves_rows_that_another_task_took_meanwhile(owner, active_tiny_model):
+    mine, lost = Prediction.claim([make_prediction(owner).pk for _ in range(2)], task_id="t")
+    # A sweep re-queued one row and another task took it before this one finished.
+    Prediction.objects.filter(pk=lost.pk).update(status="queued", task_id="")
+    Prediction.claim([lost.pk], task_id="other")
+
+    stored = Prediction.finish_many("t", [(p, _reading(active_tiny_model, 0.9)) for p in (mine, lost)])
+
+    assert [p.pk for p in stored] == [mine.pk]
+    assert Prediction.objects.get(pk=mine.pk).status == "done"
+    taken = Prediction.objects.get(pk=lost.pk)
+    assert (taken.status, taken.task_id, taken.probabilities) == ("running", "other", None)
+    assert lost.status == "running"  # the instance it did not store is left as it was
+
+
+def test_finish_many_refuses_rows_that_set_different_fields(owner, active_tiny_model):
+    first, second = Prediction.claim([make_prediction(owner).pk for _ in range(2)], task_id="t")
+    partial = {"status": "done", "error": ""}
+
+    with pytest.raises(ValueError, match="same fields"):
+        Prediction.finish_many("t", [(first, _reading(active_tiny_model, 0.9)), (second, partial)])
+    assert set(Prediction.objects.values_list("status", flat=True)) == {"running"}
+
+
 def test_without_an_active_model_the_prediction_fails_with_a_clear_message(owner):
     prediction = make_prediction(owner)
 

@@ -82,17 +82,18 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
         outputs = model.analyse(chunk_pixels)
         per_image_ms = (time.perf_counter() - began) * 1000 / len(chunk)
         readings = describe(model, outputs, chunk_pixels, boxes[start : start + batch_size])
-        stored = []
+        results = []
+        for prediction, row, reading in zip(chunk, outputs.probabilities, readings, strict=True):
+            by_class = {code: float(p) for code, p in zip(model.card.classes, row, strict=True)}
+            fields = Prediction.done_fields(version, by_class, malignant_probability(by_class), per_image_ms, **reading)
+            results.append((prediction, fields))
         # One commit for the chunk, not one per row: a PostgreSQL commit waits for
         # its WAL flush (2-9 ms measured), so 32 commits cost as much as a LiteRT
-        # call on 32 images (docs/PERFORMANCE.md). A failure rolls the chunk back
-        # to "running" for this task, which the task's error handling then fails.
+        # call on 32 images (docs/PERFORMANCE.md); and one pipelined round trip for
+        # its UPDATEs. A failure rolls the chunk back to "running" for this task,
+        # which the task's error handling then fails.
         with transaction.atomic():
-            for prediction, row, reading in zip(chunk, outputs.probabilities, readings, strict=True):
-                by_class = {code: float(p) for code, p in zip(model.card.classes, row, strict=True)}
-                malignant = malignant_probability(by_class)
-                if prediction.mark_done(version, by_class, malignant, per_image_ms, **reading):
-                    stored.append(prediction)
+            stored = Prediction.finish_many(task_id, results)
         for prediction in stored:  # logged once committed, so a line never claims a rolled-back result
             finished.append(prediction.pk)
             logger.info(
