@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from training.ood import fit_detector, load_detector, save_detector
+from training.ood import fit_detector, load_detector, save_detector, texture
 from training.preprocessing import crop_box
 from training.synthetic_ood import KINDS, make_pictures
 
@@ -31,6 +31,20 @@ def fitted(seed=0, flag_rate=0.03):
     validation, _, _ = clusters(np.random.default_rng(seed + 100))
     detector = fit_detector(features, labels, 3, validation, smooth_pixels(rng, len(validation)), flag_rate)
     return detector, rng, centres
+
+
+def test_texture_is_the_mean_absolute_laplacian_of_the_grey_levels():
+    flat = np.full((1, 10, 12, 3), 200, dtype=np.uint8)
+    dot = flat.copy()
+    dot[0, 5, 6] = (255, 255, 0)  # grey 170 on 200: the dot's Laplacian is 4 x 30, each neighbour's 30
+    stripes = np.zeros((1, 10, 12, 3), dtype=np.uint8)
+    stripes[0, :, ::2] = 255  # uint8 input must not wrap around while summing the channels
+
+    values = texture(np.concatenate([flat, dot, stripes]))
+
+    interior = 8 * 10
+    assert values == pytest.approx([0.0, (120 + 4 * 30) / interior, 2 * 255], rel=1e-6)
+    assert texture(np.concatenate([flat, dot]).astype(np.float32)) == pytest.approx(values[:2], rel=1e-6)
 
 
 def test_each_check_flags_what_it_is_for_and_not_pictures_like_the_training_ones():
