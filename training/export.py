@@ -144,7 +144,7 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
         },
         "recipe": {
             **recipe,
-            "imbalance_handling": f"class-weighted loss ('{run['imbalance']}')",
+            "imbalance_handling": describe_imbalance(run["imbalance"], recipe.get("sampling", "shuffle")),
             "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
             "class_weights": run.get("class_weights"),
             "augmentation": describe_augmentation(recipe.get("color_augmentation", False)),
@@ -201,6 +201,15 @@ def export(run_dir: Path, report_dir: Path, version: str, models_dir: Path, spli
     write_card(version_dir, card)
     check_export(version_dir, logits_model, report["model"]["temperature"], tuple(card["input_size"]))
     return version_dir
+
+
+def describe_imbalance(weights: str, sampling: str) -> str:
+    """How the run handled the class imbalance, in words for the card."""
+    described = f"class-weighted loss ('{weights}')"
+    if sampling != "shuffle":
+        described += f" on class-resampled batches ('{sampling}': each class drawn as often as "
+        described += "the square root of its size)" if sampling == "sqrt" else "equally often)"
+    return described
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,6 +31,13 @@ from training.data import DEFAULT_SPLIT_FILE, load_images, one_hot, read_split
 LOGITS_MODEL_FILENAME = "model_logits.keras"
 RUN_FILENAME = "run.json"
 IMBALANCE_MODES = ("none", "sqrt", "balanced")
+# How fine-tuning draws its training pictures: "shuffle" shows every picture once per
+# epoch; "sqrt" and "balanced" draw each class as often as the square root of its
+# size, or equally often, repeating the rare classes' pictures (each time differently
+# augmented) and leaving the loss weights to complete the balance.
+SAMPLING_MODES = ("shuffle", "sqrt", "balanced")
+# The loss weights that, on top of a sampling mode, make every class count the same.
+WEIGHTS_COMPLETING = {"shuffle": "balanced", "sqrt": "sqrt", "balanced": "none"}
 # Whether Keras compiles the TensorFlow train and predict steps with XLA ("auto", Keras's
 # default: where it can). Measured on the 2-core AMD EPYC, batch 32, 150 px: MobileNetV2
 # fine-tuning from block_5_expand 1,727 ms per step with "auto" against 878 ms without
@@ -58,6 +65,7 @@ class Recipe:
     # epoch on validation. 0 or 1: off.
     average_last_epochs: int = 0
     imbalance: str = "auto"  # auto: the mode with the best validation balanced accuracy in phase 1
+    sampling: str = "shuffle"  # SAMPLING_MODES; with sampling, "auto" weights complete its balance
     time_budget_min: float = 58.0
     init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
     seed: int = 7
@@ -100,14 +108,45 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     return weights / (weights[labels].mean())
 
 
-def make_train_dataset(images, labels, weights, batch_size, augmentation, seed):
-    """Shuffled, augmented batches of (pixels, one-hot, sample weight)."""
+def sampling_shares(labels: np.ndarray, mode: str) -> np.ndarray:
+    """Per class, the share of the training pictures drawn from it under a sampling mode."""
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
+    if mode == "shuffle":
+        shares = counts
+    elif mode == "sqrt":
+        shares = np.sqrt(counts)
+    elif mode == "balanced":
+        shares = (counts > 0).astype(np.float64)
+    else:
+        raise ValueError(f"unknown sampling mode {mode!r}")
+    return shares / shares.sum()
+
+
+def make_train_dataset(images, labels, weights, batch_size, augmentation, seed, sampling="shuffle"):
+    """Shuffled, augmented batches of (pixels, one-hot, sample weight).
+
+    "shuffle": one pass over the pictures, reshuffled each epoch. Otherwise an endless
+    stream in which each class appears with its ``sampling_shares``; fit() then takes
+    ``steps_per_epoch`` batches an epoch.
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (images, one_hot([CLASSES[i] for i in labels]), weights[labels].astype(np.float32))
-    )
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    def slices(index):
+        return tf.data.Dataset.from_tensor_slices(
+            (images[index], one_hot([CLASSES[i] for i in labels[index]]), weights[labels[index]].astype(np.float32))
+        )
+
+    if sampling == "shuffle":
+        dataset = slices(np.arange(len(images))).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    else:
+        shares = sampling_shares(labels, sampling)
+        present = [c for c in range(len(CLASSES)) if shares[c] > 0]
+        per_class = [
+            slices(np.flatnonzero(labels == c)).repeat().shuffle(int(np.sum(labels == c)), seed=seed + c)
+            for c in present
+        ]
+        dataset = tf.data.Dataset.sample_from_datasets(per_class, weights=[shares[c] for c in present], seed=seed)
+    dataset = dataset.batch(batch_size)
     # Augment whole batches in the input pipeline: it overlaps with the training step
     # and keeps the Random* layers out of the model that gets saved.
     dataset = dataset.map(
@@ -259,7 +298,16 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
     val_inputs = val_images.astype(np.float32)
     keep_last = recipe.average_last_epochs
     tracker = make_validation_tracker(val_inputs, val_labels, deadline, phase, log, start, keep_last)
-    model.fit(dataset, epochs=epochs, callbacks=[tracker], verbose=0, shuffle=False)  # shuffled in tf.data
+    # Shuffled in tf.data; a sampled stream is endless, so the epoch is given in steps.
+    endless = recipe.sampling != "shuffle"
+    model.fit(
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch if endless else None,
+        callbacks=[tracker],
+        verbose=0,
+        shuffle=False,
+    )
     model.set_weights(tracker.best_weights)
     if keep_last > 1 and len(tracker.recent) > 1:
         tracker.weight_average = try_weight_average(model, tracker, val_inputs, val_labels, phase, log)
@@ -334,6 +382,8 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         log(f"cached frozen-base features in {time.time() - t:.0f}s")
 
         mode = recipe.imbalance
+        if mode == "auto" and recipe.sampling != "shuffle":
+            mode = WEIGHTS_COMPLETING[recipe.sampling]
         if mode == "auto":
             scores = choose_imbalance_mode(head, train_features, train_labels, val_features, val_labels, recipe, log)
             mode = max(scores, key=scores.get)
@@ -349,7 +399,7 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         run["fine_tuned_layers"] = unfreeze_top(base, recipe.fine_tune_from)
     else:
         model = build_custom_cnn(recipe.input_size, dropout=0.4)
-        mode = "balanced" if recipe.imbalance == "auto" else recipe.imbalance
+        mode = WEIGHTS_COMPLETING[recipe.sampling] if recipe.imbalance == "auto" else recipe.imbalance
         weights_per_class = class_weights(train_labels, mode)
         run["imbalance"] = mode
 
@@ -360,6 +410,7 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         recipe.batch_size,
         make_augmentation(seed=recipe.seed, color=recipe.color_augmentation),
         recipe.seed,
+        recipe.sampling,
     )
     steps = int(np.ceil(len(train_images) / recipe.batch_size))
     phase = "fine_tune_continued" if recipe.init_from else None
@@ -423,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
         "--color-augmentation", action=argparse.BooleanOptionalAction, default=defaults.color_augmentation
     )
     parser.add_argument("--imbalance", choices=("auto", *IMBALANCE_MODES), default="auto")
+    parser.add_argument("--sampling", choices=SAMPLING_MODES, default=defaults.sampling)
     parser.add_argument("--init-from", help="run folder to continue fine-tuning from (phase 1 is skipped)")
     args = parser.parse_args(argv)
 
@@ -442,6 +494,7 @@ def main(argv: list[str] | None = None) -> None:
         average_last_epochs=args.average_last_epochs,
         color_augmentation=args.color_augmentation,
         imbalance=args.imbalance,
+        sampling=args.sampling,
         time_budget_min=args.time_budget_min,
         seed=args.seed,
         init_from=args.init_from,

@@ -220,3 +220,48 @@ def test_the_best_single_epoch_stays_when_the_average_is_no_better():
 
     assert result["kept"] is False
     np.testing.assert_allclose(model.get_weights()[0], np.eye(7))
+
+
+@pytest.mark.parametrize("mode", ["sqrt", "balanced"])
+def test_class_resampling_draws_each_class_as_often_as_its_share(mode):
+    from training.train import make_train_dataset, sampling_shares
+
+    counts = [400, 100, 64, 36, 16, 9, 4]
+    labels = np.repeat(np.arange(7), counts)
+    index = np.arange(len(labels))
+    images = np.stack([labels, index // 256, index % 256], axis=1).astype(np.uint8).reshape(-1, 1, 1, 3)
+    weights = np.linspace(1.0, 2.0, 7)
+
+    def unchanged(x, training):
+        return x
+
+    dataset = make_train_dataset(images, labels, weights, 50, unchanged, seed=1, sampling=mode)
+    drawn, drawn_weights, pictures = [], [], []
+    for x, y, w in dataset.take(120):
+        drawn.append(np.argmax(y, axis=1))
+        drawn_weights.append(w)
+        pictures.append(np.asarray(x[:, 0, 0], dtype=np.int64))
+    drawn = np.concatenate(drawn)
+
+    expected = np.sqrt(counts) / np.sqrt(counts).sum() if mode == "sqrt" else np.full(7, 1 / 7)
+    np.testing.assert_allclose(sampling_shares(labels, mode), expected)
+    np.testing.assert_allclose(np.bincount(drawn, minlength=7) / len(drawn), expected, atol=0.02)
+    pictures = np.concatenate(pictures)
+    drawn_index = pictures[:, 1] * 256 + pictures[:, 2]
+    np.testing.assert_array_equal(labels[drawn_index], drawn)  # each label stays with its picture
+    np.testing.assert_array_equal(pictures[:, 0], drawn)
+    np.testing.assert_allclose(np.concatenate(drawn_weights), weights[drawn])
+    # The rare classes' pictures are repeated, all of them, not the same few.
+    for c in range(7):
+        assert set(drawn_index[drawn == c]) == set(np.flatnonzero(labels == c)) or counts[c] > 50
+
+
+def test_a_resampled_run_completes_the_balance_with_its_loss_weights(tiny_dataset, tiny_split, tmp_path):
+    from training.train import Recipe, train
+
+    recipe = Recipe(arch="cnn", input_size=INPUT_SIZE, batch_size=8, cnn_epochs=1, sampling="sqrt")
+    _, run = train(recipe, str(tiny_dataset["data_dir"]), str(tiny_split["path"]), None, None, tmp_path, print)
+
+    assert run["imbalance"] == "sqrt"  # sqrt sampling x sqrt weights: every class counts the same
+    assert run["recipe"]["sampling"] == "sqrt"
+    assert [entry["phase"] for entry in run["history"]] == ["cnn"]
