@@ -131,18 +131,18 @@ def make_train_dataset(images, labels, weights, batch_size, augmentation, seed, 
     """
     import tensorflow as tf
 
-    def slices(index):
+    def slices(pictures, classes):
         return tf.data.Dataset.from_tensor_slices(
-            (images[index], one_hot([CLASSES[i] for i in labels[index]]), weights[labels[index]].astype(np.float32))
+            (pictures, one_hot([CLASSES[i] for i in classes]), weights[classes].astype(np.float32))
         )
 
     if sampling == "shuffle":
-        dataset = slices(np.arange(len(images))).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        dataset = slices(images, labels).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     else:
         shares = sampling_shares(labels, sampling)
         present = [c for c in range(len(CLASSES)) if shares[c] > 0]
         per_class = [
-            slices(np.flatnonzero(labels == c)).repeat().shuffle(int(np.sum(labels == c)), seed=seed + c)
+            slices(images[labels == c], labels[labels == c]).repeat().shuffle(int(np.sum(labels == c)), seed=seed + c)
             for c in present
         ]
         dataset = tf.data.Dataset.sample_from_datasets(per_class, weights=[shares[c] for c in present], seed=seed)
