@@ -144,7 +144,9 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
         },
         "recipe": {
             **recipe,
-            "imbalance_handling": describe_imbalance(run["imbalance"], recipe.get("sampling", "shuffle")),
+            "imbalance_handling": describe_imbalance(
+                run["imbalance"], recipe.get("sampling", "shuffle"), recipe.get("logit_adjustment", 0.0)
+            ),
             "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
             "class_weights": run.get("class_weights"),
             "augmentation": describe_augmentation(recipe.get("color_augmentation", False)),
@@ -203,13 +205,17 @@ def export(run_dir: Path, report_dir: Path, version: str, models_dir: Path, spli
     return version_dir
 
 
-def describe_imbalance(weights: str, sampling: str) -> str:
+def describe_imbalance(weights: str, sampling: str, logit_adjustment: float = 0.0) -> str:
     """How the run handled the class imbalance, in words for the card."""
-    described = f"class-weighted loss ('{weights}')"
+    parts = []
+    if logit_adjustment:
+        parts.append(f"logit-adjusted loss (tau {logit_adjustment:g} x log class prior, in training only)")
+    if weights != "none" or not parts:
+        parts.append(f"class-weighted loss ('{weights}')" if weights != "none" else "unweighted loss")
     if sampling != "shuffle":
-        described += f" on class-resampled batches ('{sampling}': each class drawn as often as "
-        described += "the square root of its size)" if sampling == "sqrt" else "equally often)"
-    return described
+        how = "as often as the square root of its size" if sampling == "sqrt" else "equally often"
+        parts.append(f"class-resampled batches ('{sampling}': each class drawn {how})")
+    return ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:

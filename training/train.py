@@ -66,6 +66,9 @@ class Recipe:
     average_last_epochs: int = 0
     imbalance: str = "auto"  # auto: the mode with the best validation balanced accuracy in phase 1
     sampling: str = "shuffle"  # SAMPLING_MODES; with sampling, "auto" weights complete its balance
+    # Logit-adjusted loss (Menon et al., ICLR 2021): train on logits + tau * log(class
+    # prior), serve the plain logits. 0: off. With it, "auto" weights are "none".
+    logit_adjustment: float = 0.0
     time_budget_min: float = 58.0
     init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
     seed: int = 7
@@ -106,6 +109,30 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     else:
         raise ValueError(f"unknown imbalance mode {mode!r}")
     return weights / (weights[labels].mean())
+
+
+def logit_offsets(labels: np.ndarray, tau: float) -> np.ndarray:
+    """tau * log of each class's share of the training labels (a class never seen gets the smallest)."""
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
+    counts = np.maximum(counts, 1.0)
+    return (tau * np.log(counts / counts.sum())).astype(np.float32)
+
+
+def with_logit_adjustment(model, offsets: np.ndarray):
+    """A training-only view of ``model`` whose logits are shifted by ``offsets``.
+
+    Training the shifted logits on the plain (unweighted) loss makes the frequent
+    classes pay for their prior, so the plain logits that are served rank classes as
+    balanced accuracy wants, without loss weights that make the rare pictures count 60
+    times each. The shift is a frozen identity Dense layer with the offsets as bias:
+    built-in layers only, and the served model never contains it.
+    """
+    import keras
+
+    shift = keras.layers.Dense(len(CLASSES), trainable=False, name="logit_adjustment")
+    shifted = keras.Model(model.inputs, shift(model.outputs[0]), name=f"{model.name}_adjusted")
+    shift.set_weights([np.eye(len(CLASSES), dtype=np.float32), np.asarray(offsets, dtype=np.float32)])
+    return shifted
 
 
 def sampling_shares(labels: np.ndarray, mode: str) -> np.ndarray:
@@ -176,13 +203,17 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
-def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str, log, start=None, keep_last=0):
+def make_validation_tracker(
+    val_inputs, val_labels, deadline: float, phase: str, log, start=None, keep_last=0, scored_model=None
+):
     """A callback that scores each epoch on validation, keeps the best weights, and
     stops before an epoch would run past the deadline (the time budget).
 
     ``start`` = (score, weights) of the model before training, when continuing a run:
     a continuation then never ends worse on validation than it began. ``keep_last``:
-    also keep the weights of the last N epochs (``recent``), for weight averaging."""
+    also keep the weights of the last N epochs (``recent``), for weight averaging.
+    ``scored_model``: the model to score and keep, when training runs through a view of it
+    (``with_logit_adjustment``); by default the model being fitted."""
     from collections import deque
 
     import keras
@@ -197,11 +228,15 @@ def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str,
             self.weight_average: dict | None = None  # set by fine_tune when it tried one
             self._epoch_start = time.time()
 
+        @property
+        def scored(self):
+            return scored_model if scored_model is not None else self.model
+
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch_start = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
-            logits = self.model.predict(val_inputs, batch_size=64, verbose=0)
+            logits = self.scored.predict(val_inputs, batch_size=64, verbose=0)
             score = balanced_accuracy(val_labels, logits.argmax(axis=1))
             entry = {
                 "phase": phase,
@@ -214,10 +249,10 @@ def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str,
             self.history.append(entry)
             log(json.dumps(entry))
             if keep_last > 1:
-                self.recent.append((epoch + 1, self.model.get_weights()))
+                self.recent.append((epoch + 1, self.scored.get_weights()))
             if score > self.best_score:
                 self.best_score, self.best_epoch = score, epoch + 1
-                self.best_weights = self.model.get_weights()
+                self.best_weights = self.scored.get_weights()
             if time.time() + entry["seconds"] > deadline:
                 log(f"{phase}: stopping after epoch {epoch + 1}, the next would pass the time budget")
                 self.model.stop_training = True
@@ -228,17 +263,18 @@ def make_validation_tracker(val_inputs, val_labels, deadline: float, phase: str,
 # --- training --------------------------------------------------------------------------
 
 
-def train_head(head, features, labels, weights, val_features, val_labels, recipe, deadline, log):
+def train_head(head, features, labels, weights, val_features, val_labels, recipe, deadline, log, offsets=None):
     """Phase 1: the classifier head on cached, frozen-base features."""
     import keras
 
-    head.compile(
+    fitted = head if offsets is None else with_logit_adjustment(head, offsets)
+    fitted.compile(
         optimizer=keras.optimizers.Adam(recipe.head_lr),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
         jit_compile=JIT_COMPILE["mobilenetv2"],
     )
-    tracker = make_validation_tracker(val_features, val_labels, deadline, "head", log)
-    head.fit(
+    tracker = make_validation_tracker(val_features, val_labels, deadline, "head", log, scored_model=head)
+    fitted.fit(
         features,
         one_hot([CLASSES[i] for i in labels]),
         sample_weight=weights[labels],
@@ -277,14 +313,18 @@ def choose_imbalance_mode(head, features, labels, val_features, val_labels, reci
     return scores
 
 
-def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, deadline, log, phase=None):
-    """Phase 2 (or the CNN's only phase): the whole model on augmented images."""
+def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, deadline, log, phase=None, offsets=None):
+    """Phase 2 (or the CNN's only phase): the whole model on augmented images.
+
+    ``offsets``: train through ``with_logit_adjustment``; ``model`` keeps the plain logits."""
     import keras
+
+    fitted = model if offsets is None else with_logit_adjustment(model, offsets)
 
     epochs = recipe.fine_tune_epochs if recipe.arch == "mobilenetv2" else recipe.cnn_epochs
     lr = recipe.fine_tune_lr if recipe.arch == "mobilenetv2" else recipe.cnn_lr
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch, alpha=0.02)
-    model.compile(
+    fitted.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=recipe.label_smoothing),
         jit_compile=JIT_COMPILE[recipe.arch],
@@ -297,10 +337,10 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
         log(f"{phase}: starting from validation balanced accuracy {start[0]:.4f}")
     val_inputs = val_images.astype(np.float32)
     keep_last = recipe.average_last_epochs
-    tracker = make_validation_tracker(val_inputs, val_labels, deadline, phase, log, start, keep_last)
+    tracker = make_validation_tracker(val_inputs, val_labels, deadline, phase, log, start, keep_last, model)
     # Shuffled in tf.data; a sampled stream is endless, so the epoch is given in steps.
     endless = recipe.sampling != "shuffle"
-    model.fit(
+    fitted.fit(
         dataset,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch if endless else None,
@@ -359,6 +399,9 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
 
     history: list[dict] = []
     run: dict = {"recipe": asdict(recipe)}
+    offsets = logit_offsets(train_labels, recipe.logit_adjustment) if recipe.logit_adjustment > 0 else None
+    if offsets is not None:
+        run["logit_offsets"] = dict(zip(CLASSES, map(float, offsets), strict=True))
     previous: dict = {}
     if recipe.init_from:
         # Continue fine-tuning a saved run: same weighting, history and clock carried over,
@@ -382,6 +425,8 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         log(f"cached frozen-base features in {time.time() - t:.0f}s")
 
         mode = recipe.imbalance
+        if mode == "auto" and offsets is not None:
+            mode = "none"  # the adjusted loss does the balancing
         if mode == "auto" and recipe.sampling != "shuffle":
             mode = WEIGHTS_COMPLETING[recipe.sampling]
         if mode == "auto":
@@ -391,7 +436,16 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         weights_per_class = class_weights(train_labels, mode)
         run["imbalance"] = mode
         tracker = train_head(
-            head, train_features, train_labels, weights_per_class, val_features, val_labels, recipe, deadline, log
+            head,
+            train_features,
+            train_labels,
+            weights_per_class,
+            val_features,
+            val_labels,
+            recipe,
+            deadline,
+            log,
+            offsets,
         )
         history += tracker.history
         run["head_best_epoch"], run["head_val_balanced_accuracy"] = tracker.best_epoch, tracker.best_score
@@ -399,7 +453,9 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         run["fine_tuned_layers"] = unfreeze_top(base, recipe.fine_tune_from)
     else:
         model = build_custom_cnn(recipe.input_size, dropout=0.4)
-        mode = WEIGHTS_COMPLETING[recipe.sampling] if recipe.imbalance == "auto" else recipe.imbalance
+        mode = recipe.imbalance
+        if mode == "auto":
+            mode = "none" if offsets is not None else WEIGHTS_COMPLETING[recipe.sampling]
         weights_per_class = class_weights(train_labels, mode)
         run["imbalance"] = mode
 
@@ -414,7 +470,7 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
     )
     steps = int(np.ceil(len(train_images) / recipe.batch_size))
     phase = "fine_tune_continued" if recipe.init_from else None
-    tracker = fine_tune(model, dataset, steps, val_images, val_labels, recipe, deadline, log, phase)
+    tracker = fine_tune(model, dataset, steps, val_images, val_labels, recipe, deadline, log, phase, offsets)
     history += tracker.history
     run["best_epoch"], run["val_balanced_accuracy"] = tracker.best_epoch, tracker.best_score
     if tracker.weight_average is not None:
@@ -464,6 +520,7 @@ def main(argv: list[str] | None = None) -> None:
         "cnn_lr",
         "dropout",
         "label_smoothing",
+        "logit_adjustment",
         "average_last_epochs",
         "seed",
     ):
@@ -491,6 +548,7 @@ def main(argv: list[str] | None = None) -> None:
         cnn_lr=args.cnn_lr,
         dropout=args.dropout,
         label_smoothing=args.label_smoothing,
+        logit_adjustment=args.logit_adjustment,
         average_last_epochs=args.average_last_epochs,
         color_augmentation=args.color_augmentation,
         imbalance=args.imbalance,

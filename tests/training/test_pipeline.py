@@ -265,3 +265,68 @@ def test_a_resampled_run_completes_the_balance_with_its_loss_weights(tiny_datase
     assert run["imbalance"] == "sqrt"  # sqrt sampling x sqrt weights: every class counts the same
     assert run["recipe"]["sampling"] == "sqrt"
     assert [entry["phase"] for entry in run["history"]] == ["cnn"]
+
+
+def test_logit_offsets_are_tau_times_the_log_prior():
+    from training.train import logit_offsets
+
+    labels = np.repeat(np.arange(7), [50, 20, 10, 10, 5, 4, 1])
+    offsets = logit_offsets(labels, 0.5)
+    np.testing.assert_allclose(offsets, 0.5 * np.log(np.array([50, 20, 10, 10, 5, 4, 1]) / 100), rtol=1e-6)
+
+
+def test_the_logit_adjusted_view_shifts_the_logits_and_trains_the_model_under_it():
+    import keras
+
+    from training.train import with_logit_adjustment
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(7, name="logits")])
+    offsets = np.log(np.linspace(0.05, 0.25, 7)).astype(np.float32)
+    view = with_logit_adjustment(model, offsets)
+    inputs = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+
+    np.testing.assert_allclose(np.asarray(view(inputs)), np.asarray(model(inputs)) + offsets, rtol=1e-5, atol=1e-5)
+    before = [w.copy() for w in model.get_weights()]
+    view.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    view.fit(inputs, np.eye(7, dtype=np.float32)[np.arange(16) % 7], epochs=1, verbose=0)
+
+    assert not np.allclose(model.get_weights()[0], before[0])  # the model's own weights trained
+    np.testing.assert_allclose(view.get_layer("logit_adjustment").get_weights()[1], offsets)  # the shift did not
+    assert "logit_adjustment" not in [layer.name for layer in model.layers]
+
+
+def test_a_logit_adjusted_run_trains_unweighted_and_saves_the_plain_logits(tiny_dataset, tiny_split, tmp_path):
+    import keras
+
+    from training.train import LOGITS_MODEL_FILENAME, Recipe, train
+
+    recipe = Recipe(
+        input_size=INPUT_SIZE,
+        batch_size=8,
+        head_epochs=1,
+        fine_tune_epochs=1,
+        fine_tune_from="block_16_expand",
+        logit_adjustment=1.0,
+    )
+    _, run = train(recipe, str(tiny_dataset["data_dir"]), str(tiny_split["path"]), None, None, tmp_path, print)
+
+    assert run["imbalance"] == "none"
+    assert "imbalance_comparison_val_balanced_accuracy" not in run  # nothing to choose
+    assert set(run["logit_offsets"]) == set(CLASSES)
+    saved = keras.saving.load_model(tmp_path / LOGITS_MODEL_FILENAME)
+    assert "logit_adjustment" not in [layer.name for layer in saved.layers]
+    assert [entry["phase"] for entry in run["history"]] == ["head", "fine_tune"]
+
+
+@pytest.mark.parametrize(
+    ("weights", "sampling", "tau", "expected"),
+    [
+        ("balanced", "shuffle", 0.0, "class-weighted loss ('balanced')"),
+        ("none", "balanced", 0.0, "unweighted loss, class-resampled batches ('balanced': each class drawn equally often)"),
+        ("none", "shuffle", 1.0, "logit-adjusted loss (tau 1 x log class prior, in training only)"),
+    ],
+)
+def test_the_card_says_how_the_imbalance_was_handled(weights, sampling, tau, expected):
+    from training.export import describe_imbalance
+
+    assert describe_imbalance(weights, sampling, tau) == expected
