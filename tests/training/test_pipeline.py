@@ -322,7 +322,12 @@ def test_a_logit_adjusted_run_trains_unweighted_and_saves_the_plain_logits(tiny_
     ("weights", "sampling", "tau", "expected"),
     [
         ("balanced", "shuffle", 0.0, "class-weighted loss ('balanced')"),
-        ("none", "balanced", 0.0, "unweighted loss, class-resampled batches ('balanced': each class drawn equally often)"),
+        (
+            "none",
+            "balanced",
+            0.0,
+            "unweighted loss, class-resampled batches ('balanced': each class drawn equally often)",
+        ),
         ("none", "shuffle", 1.0, "logit-adjusted loss (tau 1 x log class prior, in training only)"),
     ],
 )
