@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from training.ood import fit_detector, load_detector, save_detector, texture
+from training.ood import OodDetector, fit_detector, load_detector, save_detector, texture
 from training.preprocessing import crop_box
 from training.synthetic_ood import KINDS, make_pictures
 
@@ -59,6 +59,33 @@ def test_each_check_flags_what_it_is_for_and_not_pictures_like_the_training_ones
     assert (detector.score(unfamiliar_content, familiar_pixels) > 1).all()
     assert (detector.score(nothing_to_see, familiar_pixels) > 1).all()
     assert (detector.score(familiar_features, noise) > 1).all()
+
+
+def test_a_flat_picture_is_flagged_even_when_its_features_look_familiar():
+    # A retrained model may give a blank frame a feature vector like a lesion's (measured
+    # with a logit-adjusted model): the too-smooth check needs no model.
+    detector, rng, centres = fitted()
+    familiar_features = centres[1] + rng.normal(0, 1, (20, 16))
+    blank = np.full((20, 24, 24, 3), 180.0)
+    gradient = np.broadcast_to(np.linspace(60, 200, 24)[None, None, :, None], (20, 24, 24, 3))
+
+    assert (detector.score(familiar_features, blank) > 1).all()
+    assert (detector.score(familiar_features, gradient) > 1).all()
+    assert detector.thresholds[3] < detector.thresholds[2]  # below the gentle texture of the lesions
+
+
+def test_a_detector_saved_with_three_thresholds_still_scores_with_them(tmp_path):
+    detector, rng, centres = fitted(5)
+    old = OodDetector(detector.whitening, detector.centres, detector.thresholds[:3])
+    save_detector(old, tmp_path / "ood.npz")
+
+    loaded = load_detector(tmp_path / "ood.npz")
+
+    familiar_features = centres[0] + rng.normal(0, 1, (10, 16))
+    blank = np.full((10, 24, 24, 3), 180.0)
+    assert len(loaded.thresholds) == 3
+    np.testing.assert_allclose(loaded.score(familiar_features, blank), old.score(familiar_features, blank), rtol=1e-3)
+    assert (loaded.score(familiar_features, blank) < 1).all()  # no flatness check in an old detector
 
 
 def test_the_thresholds_flag_about_the_chosen_share_of_validation_images():

@@ -21,7 +21,7 @@ import numpy as np
 from training.card import CARD_FILENAME, MODEL_FILENAME, write_card
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE
-from training.ood import DEFAULT_FLAG_RATE, FLAGGED_ABOVE, OOD_FILENAME, fit_detector, save_detector
+from training.ood import CHECKS, DEFAULT_FLAG_RATE, FLAGGED_ABOVE, OOD_FILENAME, fit_detector, save_detector
 from training.preprocessing import to_model_input
 from training.synthetic_ood import make_pictures
 
@@ -70,17 +70,24 @@ def fit_ood_entries(
     train_features, train_labels = train
     val_features, val_probabilities, val_labels, val_pixels = val
     detector = fit_detector(train_features, train_labels, len(CLASSES), val_features, val_pixels, flag_rate)
-    mahalanobis, norm, texture = (round(float(t), 4) for t in detector.thresholds)
+    mahalanobis, norm, texture, flatness = (round(float(t), 4) for t in detector.thresholds)
     ood = {
         "method": (
             "training.ood: the largest of (Mahalanobis distance of the pooled features to the nearest class mean "
             "/ its threshold), (its threshold / the feature vector's length), (mean absolute Laplacian of the "
-            "grey levels / its threshold); flagged above 1"
+            "grey levels / its threshold), (its threshold / that texture); flagged above 1"
         ),
         "file": OOD_FILENAME,
         "threshold": FLAGGED_ABOVE,
-        "checks": {"mahalanobis_above": mahalanobis, "feature_norm_below": norm, "texture_above": texture},
-        "threshold_rule": f"each check flags {flag_rate / 3:.2%} of the validation split's (in-distribution) images",
+        "checks": {
+            "mahalanobis_above": mahalanobis,
+            "feature_norm_below": norm,
+            "texture_above": texture,
+            "texture_below": flatness,
+        },
+        "threshold_rule": (
+            f"each check flags {flag_rate / len(CHECKS):.2%} of the validation split's (in-distribution) images"
+        ),
         "fitted_on": f"train split features ({len(train_features)} images)",
         "flagged": {"val": flagged_share(detector, val_features, val_pixels)},
     }

@@ -2,7 +2,7 @@
 
 A classifier always answers with one of its seven classes, even for a blank frame
 or a screenshot. To say "this does not look like a dermatoscopic image" instead,
-lesionsite checks three things, each against the validation split's spread:
+lesionsite checks four things, each against the validation split's spread:
 
 - the Mahalanobis distance of the model's pooled features (the 1,280 numbers
   before its last layer) to the nearest class mean, with one covariance shared by
@@ -12,11 +12,17 @@ lesionsite checks three things, each against the validation split's spread:
   network to respond to (blank, flat colour, a gradient, a page of text) land
   near the features' mean, where the distance alone misses them (measured);
 - the picture's fine texture (mean absolute Laplacian of the grey levels), too
-  high: sensor noise and screenshots, which no dermatoscope produces.
+  high: sensor noise and screenshots, which no dermatoscope produces;
+- the same texture, too low: blank frames and smooth gradients, which have no skin
+  in them. It needs no model, so it holds whatever a retrained model's features do
+  (a logit-adjusted model's blank pictures had long feature vectors: measured, the
+  feature-length check then caught 5 % of them).
 
 Each threshold is a quantile of the validation split's values, so a known share
 of real lesion images is flagged (the card records it). The score is the largest
-of the three values over its threshold: above 1 means out of distribution.
+of the four values over (or, for the lower bounds, under) its threshold: above 1 means
+out of distribution. A detector saved with three thresholds (before the fourth check)
+still loads and scores with its three.
 
 NumPy only: the worker uses it with either inference backend, without TensorFlow.
 """
@@ -34,7 +40,7 @@ OOD_FILENAME = "ood.npz"
 # image a confident wrong label, so few false alarms, but not zero.
 DEFAULT_FLAG_RATE = 0.01
 RIDGE = 1e-3  # of the mean variance, added to the covariance's diagonal: keeps it invertible
-CHECKS = ("mahalanobis", "feature_norm", "texture")
+CHECKS = ("mahalanobis", "feature_norm", "texture", "flatness")
 FLAGGED_ABOVE = 1.0  # score() divides each check by its threshold: above 1 is out of distribution
 
 
@@ -59,7 +65,7 @@ def texture(pixels: np.ndarray) -> np.ndarray:
 class OodDetector:
     whitening: np.ndarray  # (d, d) W with W W^T = the inverse shared within-class covariance
     centres: np.ndarray  # (classes, d) the class means of the training features, times W
-    thresholds: np.ndarray  # (3,) Mahalanobis above, feature norm below, texture above
+    thresholds: np.ndarray  # (4,) Mahalanobis above, feature norm below, texture above, texture below
 
     @property
     def feature_dim(self) -> int:
@@ -82,16 +88,14 @@ class OodDetector:
     def score(self, features: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """(N,) the worst check over its threshold; above FLAGGED_ABOVE is out of distribution."""
         values = self.checks(features, pixels)
-        with np.errstate(divide="ignore"):
-            ratios = np.stack(
-                [
-                    values[:, 0] / self.thresholds[0],
-                    self.thresholds[1] / np.maximum(values[:, 1], 1e-12),
-                    values[:, 2] / self.thresholds[2],
-                ],
-                axis=1,
-            )
-        return ratios.max(axis=1)
+        ratios = [
+            values[:, 0] / self.thresholds[0],
+            self.thresholds[1] / np.maximum(values[:, 1], 1e-12),
+            values[:, 2] / self.thresholds[2],
+        ]
+        if len(self.thresholds) > 3:
+            ratios.append(self.thresholds[3] / np.maximum(values[:, 2], 1e-12))
+        return np.stack(ratios, axis=1).max(axis=1)
 
 
 def fit_detector(
@@ -116,7 +120,7 @@ def fit_detector(
     dim = covariance.shape[0]
     covariance += np.eye(dim) * RIDGE * np.trace(covariance) / dim
     whitening = np.linalg.cholesky(np.linalg.inv(covariance))
-    unset = OodDetector(whitening, class_means @ whitening, np.ones(3))
+    unset = OodDetector(whitening, class_means @ whitening, np.ones(len(CHECKS)))
     values = unset.checks(validation_features, validation_pixels)
     share = flag_rate / len(CHECKS)
     thresholds = np.array(
@@ -124,6 +128,7 @@ def fit_detector(
             np.quantile(values[:, 0], 1 - share),
             np.quantile(values[:, 1], share),
             np.quantile(values[:, 2], 1 - share),
+            np.quantile(values[:, 2], share),
         ]
     )
     return OodDetector(whitening, unset.centres, thresholds)
