@@ -139,3 +139,35 @@ def test_a_job_cannot_start_from_the_active_version_when_there_is_none(admin_use
 
     job.refresh_from_db()
     assert job.status == "failed" and "no active version" in job.error
+
+
+def test_retraining_a_logit_adjusted_version_keeps_its_loss(admin_user, active_tiny_model, labelled, settings):
+    import json
+
+    card_path = active_tiny_model.model_path.parent / "card.json"
+    card = json.loads(card_path.read_text())
+    card["recipe"] = {"logit_adjustment": 1.0, "imbalance_handling": "logit-adjusted loss (tau 1 x log class prior)"}
+    card_path.write_text(json.dumps(card))
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01  # keep the candidate inactive: only its recipe matters here
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    recipe = job.result_version.card["recipe"]
+    assert recipe["logit_adjustment"] == 1.0
+    assert recipe["imbalance"] == "none"  # no class weights on top of the adjustment
+    assert recipe["imbalance_handling"].startswith("logit-adjusted loss")
+
+
+def test_retraining_a_class_weighted_version_keeps_its_weights(admin_user, active_tiny_model, labelled, settings):
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    recipe = job.result_version.card["recipe"]
+    assert (recipe["logit_adjustment"], recipe["imbalance"]) == (0.0, "balanced")
+    assert recipe["imbalance_handling"] == "class-weighted loss ('balanced')"

@@ -159,8 +159,8 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
     import keras
 
     from training.evaluate import compute_metrics, evaluate_logits
-    from training.export import build_calibrated_model
-    from training.train import IMBALANCE_MODES, Recipe, class_weights, train_head
+    from training.export import build_calibrated_model, describe_imbalance
+    from training.train import IMBALANCE_MODES, Recipe, class_weights, logit_offsets, train_head
 
     data = labelled_set()
     base = ModelVersion.active()
@@ -178,6 +178,10 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
         served = keras.saving.load_model(base.model_path, compile=False)
         logits_model, features_model, head = split_calibrated_model(served)
         imbalance = _imbalance_of(base_card.raw, IMBALANCE_MODES)
+        # A version trained with a logit-adjusted loss keeps it: its head was fitted
+        # to unweighted, prior-shifted logits, and class weights on top would count
+        # the rare classes twice.
+        adjustment = float(base_card.raw.get("recipe", {}).get("logit_adjustment") or 0.0)
     else:
         from training.models import build_mobilenet_v2
 
@@ -185,6 +189,7 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
         logits_model, _, head = build_mobilenet_v2(input_size, settings.TRAINING_IMAGENET_WEIGHTS)
         features_model = keras.Model(logits_model.input, logits_model.get_layer("pool").output)
         imbalance = "balanced"
+        adjustment = 0.0
         served = None
 
     train_images, train_labels = data.part("train")
@@ -204,7 +209,12 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
         incumbent_probabilities = served_probabilities(base, test_images, served)
         incumbent_metrics = compute_metrics(test_labels, incumbent_probabilities, base.malignant_threshold)
 
-    recipe = Recipe(input_size=input_size, head_epochs=job.epochs, head_lr=LEARNING_RATE[start_from])
+    recipe = Recipe(
+        input_size=input_size, head_epochs=job.epochs, head_lr=LEARNING_RATE[start_from], logit_adjustment=adjustment
+    )
+    offsets = logit_offsets(train_labels, adjustment) if adjustment > 0 else None
+    if offsets is not None:
+        imbalance = "none"
     history: list[dict] = []
     tracker = train_head(
         head,
@@ -216,6 +226,7 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
         recipe,
         float("inf"),
         _epoch_reporter(job, history),
+        offsets,
     )
     job.log(f"best validation balanced accuracy {tracker.best_score:.3f} at epoch {tracker.best_epoch}")
 
@@ -247,6 +258,8 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
             "head_epochs": job.epochs,
             "head_lr": recipe.head_lr,
             "imbalance": imbalance,
+            "logit_adjustment": adjustment,
+            "imbalance_handling": describe_imbalance(imbalance, "shuffle", adjustment),
             "phase": "classification head retrained on frozen features",
         },
     }
