@@ -219,7 +219,7 @@ def plot_training_curves(history: list[dict], path: Path, title: str) -> None:
     figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(11, 4))
     step = np.arange(1, len(history) + 1)
     phases = [entry["phase"] for entry in history]
-    loss_axes.plot(step, [e["loss"] for e in history], label="train loss (weighted, augmented)")
+    loss_axes.plot(step, [e["loss"] for e in history], label="train loss (as trained: weighted or logit-adjusted)")
     loss_axes.plot(step, [e["val_loss"] for e in history], label="validation loss")
     score_axes.plot(step, [e["val_balanced_accuracy"] for e in history], label="validation balanced accuracy")
     for axes in (loss_axes, score_axes):
