@@ -380,7 +380,7 @@ class Prediction(models.Model):
                 ).values_list("pk", flat=True)
             )
             stored = [prediction for prediction, _ in rows if prediction.pk in mine]
-        by_pk = dict((prediction.pk, values) for prediction, values in rows)
+        by_pk = {prediction.pk: values for prediction, values in rows}
         for prediction in stored:
             for name, value in {**by_pk[prediction.pk], "finished_at": finished_at}.items():
                 setattr(prediction, name, value)

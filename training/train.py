@@ -111,6 +111,17 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     return weights / (weights[labels].mean())
 
 
+def preset_weights(recipe: Recipe) -> str | None:
+    """The loss weights the recipe settles without measuring; None: phase 1 chooses them."""
+    if recipe.imbalance != "auto":
+        return recipe.imbalance
+    if recipe.logit_adjustment > 0:
+        return "none"  # the adjusted loss does the balancing
+    if recipe.sampling != "shuffle":
+        return WEIGHTS_COMPLETING[recipe.sampling]
+    return None
+
+
 def logit_offsets(labels: np.ndarray, tau: float) -> np.ndarray:
     """tau * log of each class's share of the training labels (a class never seen gets the smallest)."""
     counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
@@ -263,11 +274,12 @@ def make_validation_tracker(
 # --- training --------------------------------------------------------------------------
 
 
-def train_head(head, features, labels, weights, val_features, val_labels, recipe, deadline, log, offsets=None):
-    """Phase 1: the classifier head on cached, frozen-base features."""
+def train_head(head, features, labels, weights, val_features, val_labels, recipe, deadline, log):
+    """Phase 1: the classifier head on cached, frozen-base features (logit-adjusted if the recipe says so)."""
     import keras
 
-    fitted = head if offsets is None else with_logit_adjustment(head, offsets)
+    adjusted = recipe.logit_adjustment > 0
+    fitted = with_logit_adjustment(head, logit_offsets(labels, recipe.logit_adjustment)) if adjusted else head
     fitted.compile(
         optimizer=keras.optimizers.Adam(recipe.head_lr),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -424,28 +436,15 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         val_features = predict_logits(extractor, val_images, recipe.arch)
         log(f"cached frozen-base features in {time.time() - t:.0f}s")
 
-        mode = recipe.imbalance
-        if mode == "auto" and offsets is not None:
-            mode = "none"  # the adjusted loss does the balancing
-        if mode == "auto" and recipe.sampling != "shuffle":
-            mode = WEIGHTS_COMPLETING[recipe.sampling]
-        if mode == "auto":
+        mode = preset_weights(recipe)
+        if mode is None:
             scores = choose_imbalance_mode(head, train_features, train_labels, val_features, val_labels, recipe, log)
             mode = max(scores, key=scores.get)
             run["imbalance_comparison_val_balanced_accuracy"] = scores
         weights_per_class = class_weights(train_labels, mode)
         run["imbalance"] = mode
         tracker = train_head(
-            head,
-            train_features,
-            train_labels,
-            weights_per_class,
-            val_features,
-            val_labels,
-            recipe,
-            deadline,
-            log,
-            offsets,
+            head, train_features, train_labels, weights_per_class, val_features, val_labels, recipe, deadline, log
         )
         history += tracker.history
         run["head_best_epoch"], run["head_val_balanced_accuracy"] = tracker.best_epoch, tracker.best_score
@@ -453,9 +452,7 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         run["fine_tuned_layers"] = unfreeze_top(base, recipe.fine_tune_from)
     else:
         model = build_custom_cnn(recipe.input_size, dropout=0.4)
-        mode = recipe.imbalance
-        if mode == "auto":
-            mode = "none" if offsets is not None else WEIGHTS_COMPLETING[recipe.sampling]
+        mode = preset_weights(recipe) or WEIGHTS_COMPLETING["shuffle"]
         weights_per_class = class_weights(train_labels, mode)
         run["imbalance"] = mode
 

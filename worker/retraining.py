@@ -160,7 +160,7 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
 
     from training.evaluate import compute_metrics, evaluate_logits
     from training.export import build_calibrated_model, describe_imbalance
-    from training.train import IMBALANCE_MODES, Recipe, class_weights, logit_offsets, train_head
+    from training.train import IMBALANCE_MODES, Recipe, class_weights, train_head
 
     data = labelled_set()
     base = ModelVersion.active()
@@ -212,9 +212,8 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
     recipe = Recipe(
         input_size=input_size, head_epochs=job.epochs, head_lr=LEARNING_RATE[start_from], logit_adjustment=adjustment
     )
-    offsets = logit_offsets(train_labels, adjustment) if adjustment > 0 else None
-    if offsets is not None:
-        imbalance = "none"
+    if adjustment > 0:
+        imbalance = "none"  # no class weights on top of the adjusted loss
     history: list[dict] = []
     tracker = train_head(
         head,
@@ -226,7 +225,6 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
         recipe,
         float("inf"),
         _epoch_reporter(job, history),
-        offsets,
     )
     job.log(f"best validation balanced accuracy {tracker.best_score:.3f} at epoch {tracker.best_epoch}")
 
