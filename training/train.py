@@ -69,6 +69,10 @@ class Recipe:
     # Logit-adjusted loss (Menon et al., ICLR 2021): train on logits + tau * log(class
     # prior), serve the plain logits. 0: off. With it, "auto" weights are "none".
     logit_adjustment: float = 0.0
+    # Mixup (Zhang et al., ICLR 2018): train on convex blends of two augmented pictures
+    # and of their labels, lambda ~ Beta(alpha, alpha), kept >= 0.5 so each blend still
+    # mostly shows one picture. 0: off.
+    mixup: float = 0.0
     time_budget_min: float = 58.0
     init_from: str | None = None  # a run folder to continue fine-tuning from (skips phase 1)
     seed: int = 7
@@ -160,12 +164,13 @@ def sampling_shares(labels: np.ndarray, mode: str) -> np.ndarray:
     return shares / shares.sum()
 
 
-def make_train_dataset(images, labels, weights, batch_size, augmentation, seed, sampling="shuffle"):
+def make_train_dataset(images, labels, weights, batch_size, augmentation, seed, sampling="shuffle", mixup=0.0):
     """Shuffled, augmented batches of (pixels, one-hot, sample weight).
 
     "shuffle": one pass over the pictures, reshuffled each epoch. Otherwise an endless
     stream in which each class appears with its ``sampling_shares``; fit() then takes
-    ``steps_per_epoch`` batches an epoch.
+    ``steps_per_epoch`` batches an epoch. ``mixup`` > 0: each batch blended with a
+    shuffled copy of itself (``mix_batch``).
     """
     import tensorflow as tf
 
@@ -191,7 +196,26 @@ def make_train_dataset(images, labels, weights, batch_size, augmentation, seed, 
         lambda x, y, w: (augmentation(tf.cast(x, tf.float32), training=True), y, w),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if mixup > 0:
+        dataset = dataset.map(lambda x, y, w: mix_batch(x, y, w, mixup), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def mix_batch(pixels, labels, weights, alpha: float):
+    """Mixup within one batch: picture i blended with picture perm(i), labels and weights alike."""
+    import tensorflow as tf
+
+    count = tf.shape(pixels)[0]
+    # Beta(alpha, alpha) from two Gamma draws; max(lam, 1 - lam) keeps picture i dominant.
+    first, second = tf.random.gamma([count], alpha), tf.random.gamma([count], alpha)
+    lam = first / (first + second)
+    lam = tf.maximum(lam, 1.0 - lam)
+    partner = tf.random.shuffle(tf.range(count))
+    blend = lam[:, None, None, None]
+    pixels = blend * pixels + (1.0 - blend) * tf.gather(pixels, partner)
+    labels = lam[:, None] * labels + (1.0 - lam[:, None]) * tf.gather(labels, partner)
+    weights = lam * weights + (1.0 - lam) * tf.gather(weights, partner)
+    return pixels, labels, weights
 
 
 def predict_logits(model, images: np.ndarray, arch: str, batch_size: int = 64) -> np.ndarray:
@@ -464,6 +488,7 @@ def train(recipe: Recipe, data_dir: str, split_file: str, weights: str | None, c
         make_augmentation(seed=recipe.seed, color=recipe.color_augmentation),
         recipe.seed,
         recipe.sampling,
+        recipe.mixup,
     )
     steps = int(np.ceil(len(train_images) / recipe.batch_size))
     phase = "fine_tune_continued" if recipe.init_from else None
@@ -518,6 +543,7 @@ def main(argv: list[str] | None = None) -> None:
         "dropout",
         "label_smoothing",
         "logit_adjustment",
+        "mixup",
         "average_last_epochs",
         "seed",
     ):
@@ -546,6 +572,7 @@ def main(argv: list[str] | None = None) -> None:
         dropout=args.dropout,
         label_smoothing=args.label_smoothing,
         logit_adjustment=args.logit_adjustment,
+        mixup=args.mixup,
         average_last_epochs=args.average_last_epochs,
         color_augmentation=args.color_augmentation,
         imbalance=args.imbalance,

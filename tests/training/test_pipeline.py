@@ -335,3 +335,27 @@ def test_the_card_says_how_the_imbalance_was_handled(weights, sampling, tau, exp
     from training.export import describe_imbalance
 
     assert describe_imbalance(weights, sampling, tau) == expected
+
+
+def test_mixup_blends_pictures_labels_and_weights_alike():
+    from training.train import make_train_dataset
+
+    labels = np.repeat(np.arange(7), 20)
+    # Each picture is one grey value, 10 x its class, so a blend's value tells its mix.
+    images = np.repeat((labels * 10).astype(np.uint8), 4 * 4 * 3).reshape(-1, 4, 4, 3)
+    weights = np.arange(1.0, 8.0)
+
+    def unchanged(x, training):
+        return x
+
+    dataset = make_train_dataset(images, labels, weights, 35, unchanged, seed=3, mixup=0.4)
+    blended = 0
+    for x, y, w in dataset:
+        x, y, w = np.asarray(x), np.asarray(y), np.asarray(w)
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+        assert (y.max(axis=1) >= 0.5 - 1e-6).all()  # one picture stays dominant
+        np.testing.assert_allclose(x[:, 0, 0, 0], 10 * (y @ np.arange(7)), rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(w, y @ weights, rtol=1e-5)
+        assert np.ptp(x, axis=(1, 2, 3)).max() < 1e-3  # blended whole pictures, not patches
+        blended += int((y.max(axis=1) < 0.99).sum())
+    assert blended > 50  # most of the 140 pictures were mixed with another class
