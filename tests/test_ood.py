@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from training.ood import OodDetector, fit_detector, load_detector, save_detector, texture
+from training.ood import SCORE_CAP, OodDetector, fit_detector, load_detector, save_detector, texture
 from training.preprocessing import crop_box
 from training.synthetic_ood import KINDS, make_pictures
 
@@ -72,6 +72,14 @@ def test_a_flat_picture_is_flagged_even_when_its_features_look_familiar():
     assert (detector.score(familiar_features, blank) > 1).all()
     assert (detector.score(familiar_features, gradient) > 1).all()
     assert detector.thresholds[3] < detector.thresholds[2]  # below the gentle texture of the lesions
+
+
+def test_the_score_of_a_blank_frame_is_capped_not_astronomical():
+    detector, rng, centres = fitted()
+    scores = detector.score(np.zeros((2, 16)), np.full((2, 24, 24, 3), 180.0))  # no features, no texture
+    assert scores == pytest.approx([SCORE_CAP, SCORE_CAP])
+    familiar = detector.score(centres[1] + rng.normal(0, 1, (20, 16)), smooth_pixels(rng, 20))
+    assert (familiar < SCORE_CAP).all()
 
 
 def test_a_detector_saved_with_three_thresholds_still_scores_with_them(tmp_path):

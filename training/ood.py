@@ -42,6 +42,10 @@ DEFAULT_FLAG_RATE = 0.01
 RIDGE = 1e-3  # of the mean variance, added to the covariance's diagonal: keeps it invertible
 CHECKS = ("mahalanobis", "feature_norm", "texture", "flatness")
 FLAGGED_ABOVE = 1.0  # score() divides each check by its threshold: above 1 is out of distribution
+# A blank frame's texture (0) or a zero feature vector would make its ratio to a
+# "below" threshold astronomically large (a clinician was shown 2,047,297,468,185);
+# 100 times past a threshold is as far out as a score needs to say.
+SCORE_CAP = 100.0
 
 
 def texture(pixels: np.ndarray) -> np.ndarray:
@@ -86,7 +90,7 @@ class OodDetector:
         return np.stack([self.distance(features), np.linalg.norm(features, axis=1), texture(pixels)], axis=1)
 
     def score(self, features: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """(N,) the worst check over its threshold; above FLAGGED_ABOVE is out of distribution."""
+        """(N,) the worst check over its threshold, at most SCORE_CAP; above FLAGGED_ABOVE is out of distribution."""
         values = self.checks(features, pixels)
         ratios = [
             values[:, 0] / self.thresholds[0],
@@ -95,7 +99,7 @@ class OodDetector:
         ]
         if len(self.thresholds) > 3:
             ratios.append(self.thresholds[3] / np.maximum(values[:, 2], 1e-12))
-        return np.stack(ratios, axis=1).max(axis=1)
+        return np.minimum(np.stack(ratios, axis=1).max(axis=1), SCORE_CAP)
 
 
 def fit_detector(
