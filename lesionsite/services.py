@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -55,8 +56,17 @@ def start_redis(port: int, workdir: Path, wait_seconds: float = 10.0) -> subproc
     raise RuntimeError(f"redis-server did not listen on port {port} within {wait_seconds} s")
 
 
-def stop(processes: list[subprocess.Popen], grace_seconds: float = 10.0) -> None:
-    """Terminate children, last started first, killing any that outstay the grace period."""
+def stop(processes: list[subprocess.Popen], grace_seconds: float = 10.0, exiting_seconds: float = 0.0) -> None:
+    """Terminate children, last started first, killing any that outstay the grace period.
+
+    ``exiting_seconds``: first wait that long for children that are already stopping
+    (a Ctrl-C in a terminal reaches every process of the foreground group): a second
+    signal in the middle of their own shutdown makes some (Celery beat) print a traceback.
+    """
+    deadline = time.monotonic() + exiting_seconds
+    for process in reversed(processes):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(deadline - time.monotonic(), 0.0))
     for process in reversed(processes):
         if process.poll() is None:
             process.terminate()

@@ -10,6 +10,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from lesionsite.services import broker_address, is_listening, start_redis, stop
 
+# After a Ctrl-C, how long the children (who got it too) may take to stop on their own
+# before they are sent SIGTERM: the Celery workers' warm shutdown takes ~1-2 s.
+CHILDREN_STOPPING_SECONDS = 5.0
+
 
 class Command(BaseCommand):
     help = (
@@ -24,6 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport: str, workers: int, **options):
         children: list[subprocess.Popen] = []
+        exiting_seconds = 0.0
         host, port = broker_address(settings.CELERY_BROKER_URL)
         try:
             if is_listening(host, port):
@@ -46,10 +51,13 @@ class Command(BaseCommand):
             children.extend(subprocess.Popen(command) for command in processes)
             self.stdout.write(self.style.SUCCESS(f"lesionsite is starting at http://{addrport}/ — Ctrl-C stops it."))
             self._wait(children)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             self.stdout.write("\nStopping…")
+            if interrupt.args == (signal.SIGINT,):
+                # A terminal's Ctrl-C reaches the children as well: let them finish stopping.
+                exiting_seconds = CHILDREN_STOPPING_SECONDS
         finally:
-            stop(children)
+            stop(children, exiting_seconds=exiting_seconds)
 
     def _wait(self, children: list[subprocess.Popen]) -> None:
         # Ctrl-C, and SIGTERM from a process manager, stop everything. SIGINT is set
@@ -64,4 +72,4 @@ class Command(BaseCommand):
 
 
 def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt(signum)
