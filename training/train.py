@@ -207,8 +207,9 @@ def mix_batch(pixels, labels, weights, alpha: float):
 
     count = tf.shape(pixels)[0]
     # Beta(alpha, alpha) from two Gamma draws; max(lam, 1 - lam) keeps picture i dominant.
+    # With a small alpha both draws can underflow to 0: no blend then, rather than NaN.
     first, second = tf.random.gamma([count], alpha), tf.random.gamma([count], alpha)
-    lam = first / (first + second)
+    lam = tf.math.divide_no_nan(first, first + second)
     lam = tf.maximum(lam, 1.0 - lam)
     partner = tf.random.shuffle(tf.range(count))
     blend = lam[:, None, None, None]
