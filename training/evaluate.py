@@ -29,6 +29,7 @@ TARGET_MALIGNANT_SENSITIVITY = 0.90  # the platform favours catching malignancy 
 MALIGNANT_INDICES = [CLASSES.index(code) for code in CLASSES if code in MALIGNANT_CLASSES]
 MEL = CLASSES.index("mel")
 METRICS_FILENAME = "metrics.json"
+VALIDATION_FILENAME = "validation.json"  # written by --validation-only, beside the run's model
 
 
 # --- choices made on validation ----------------------------------------------------------
@@ -117,13 +118,16 @@ def _rate(hit: np.ndarray, among: np.ndarray) -> float | None:
 # --- one run, end to end ---------------------------------------------------------------------
 
 
-def evaluate_logits(val_logits, val_labels, test_logits, test_labels) -> dict:
-    """Calibrate and threshold on validation, then score validation and test."""
+def evaluate_logits(val_logits, val_labels, test_logits=None, test_labels=None) -> dict:
+    """Calibrate and threshold on validation, then score validation and (if given) test."""
     temperature = fit_temperature(val_logits, val_labels)
     val_probabilities = softmax(val_logits, temperature)
     threshold = choose_malignant_threshold(val_labels, val_probabilities)
     result = {"temperature": temperature, "malignant_threshold": threshold}
-    for name, logits, labels in (("val", val_logits, val_labels), ("test", test_logits, test_labels)):
+    scored = [("val", val_logits, val_labels)]
+    if test_logits is not None:
+        scored.append(("test", test_logits, test_labels))
+    for name, logits, labels in scored:
         metrics = compute_metrics(labels, softmax(logits, temperature), threshold)
         metrics["ece_before_temperature"] = expected_calibration_error(softmax(logits), labels)
         metrics["ece_after_temperature"] = metrics["ece"]
@@ -131,41 +135,54 @@ def evaluate_logits(val_logits, val_labels, test_logits, test_labels) -> dict:
     return result
 
 
-def majority_baseline(train_labels: np.ndarray, val_labels: np.ndarray, test_labels: np.ndarray) -> dict:
+def majority_baseline(train_labels: np.ndarray, val_labels: np.ndarray, test_labels: np.ndarray | None) -> dict:
     """Always the most frequent training class, with the training class shares as probabilities."""
     shares = np.bincount(train_labels, minlength=len(CLASSES)) / len(train_labels)
     result = {"predicts": CLASSES[int(shares.argmax())]}
     threshold = choose_malignant_threshold(val_labels, np.tile(shares, (len(val_labels), 1)))
     for name, labels in (("val", val_labels), ("test", test_labels)):
-        result[name] = compute_metrics(labels, np.tile(shares, (len(labels), 1)), threshold)
+        if labels is not None:
+            result[name] = compute_metrics(labels, np.tile(shares, (len(labels), 1)), threshold)
     return result
 
 
-def run_logits(run_dir: Path, arrays: dict) -> dict[str, np.ndarray]:
+def run_logits(run_dir: Path, arrays: dict, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
     import keras
 
     from training.train import LOGITS_MODEL_FILENAME, RUN_FILENAME, predict_logits
 
     arch = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))["recipe"]["arch"]
     model = keras.saving.load_model(run_dir / LOGITS_MODEL_FILENAME)
-    return {name: predict_logits(model, arrays[name][0], arch) for name in ("val", "test")}
+    return {name: predict_logits(model, arrays[name][0], arch) for name in splits}
 
 
 def evaluate_runs(
-    run_dir: Path, baseline_run: Path | None, data_dir: str, split_file: str, cache_dir: str | None
+    run_dir: Path,
+    baseline_run: Path | None,
+    data_dir: str,
+    split_file: str,
+    cache_dir: str | None,
+    validation_only: bool = False,
 ) -> dict:
-    """The full report as a dict: shipped model, CNN baseline, majority baseline."""
+    """The full report as a dict: shipped model, CNN baseline, majority baseline.
+
+    ``validation_only``: score validation alone, never loading a test image; this is
+    the report to choose between runs on, before the chosen one's test split is scored.
+    """
     from training.train import RUN_FILENAME, load_split_arrays
 
+    scored = ("val",) if validation_only else ("val", "test")
     run = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))
     input_size = tuple(run["recipe"]["input_size"])
-    arrays = load_split_arrays(data_dir, split_file, input_size, cache_dir, ("train", "val", "test"))
+    arrays = load_split_arrays(data_dir, split_file, input_size, cache_dir, ("train", *scored))
     labels = {name: arrays[name][1] for name in arrays}
 
-    logits = run_logits(run_dir, arrays)
+    def scored_logits(logits: dict) -> dict:
+        return evaluate_logits(logits["val"], labels["val"], logits.get("test"), labels.get("test"))
+
     report = {
-        "model": {"run": str(run_dir), **evaluate_logits(logits["val"], labels["val"], logits["test"], labels["test"])},
-        "majority_baseline": majority_baseline(labels["train"], labels["val"], labels["test"]),
+        "model": {"run": str(run_dir), **scored_logits(run_logits(run_dir, arrays, scored))},
+        "majority_baseline": majority_baseline(labels["train"], labels["val"], labels.get("test")),
         "split_file": str(split_file),
         "classes": list(CLASSES),
     }
@@ -173,12 +190,8 @@ def evaluate_runs(
         baseline = json.loads((baseline_run / RUN_FILENAME).read_text(encoding="utf-8"))
         baseline_size = tuple(baseline["recipe"]["input_size"])
         if baseline_size != input_size:
-            arrays = load_split_arrays(data_dir, split_file, baseline_size, cache_dir, ("val", "test"))
-        cnn_logits = run_logits(baseline_run, arrays)
-        report["custom_cnn"] = {
-            "run": str(baseline_run),
-            **evaluate_logits(cnn_logits["val"], labels["val"], cnn_logits["test"], labels["test"]),
-        }
+            arrays = load_split_arrays(data_dir, split_file, baseline_size, cache_dir, scored)
+        report["custom_cnn"] = {"run": str(baseline_run), **scored_logits(run_logits(baseline_run, arrays, scored))}
     return report
 
 
@@ -268,7 +281,7 @@ def summary_table(report: dict) -> str:
     for name, entry in entries:
         if entry is None:
             continue
-        for split in ("val", "test"):
+        for split in [name for name in ("val", "test") if name in entry]:
             m = entry[split]
             ece = f"{m.get('ece_before_temperature', m['ece']):.3f}→{m['ece']:.3f}"
             rows.append(
@@ -299,14 +312,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split-file", default=str(DEFAULT_SPLIT_FILE))
     parser.add_argument("--cache-dir", default="training_runs/cache")
     parser.add_argument("--report-dir", help="default: <run>/report")
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help=f"score validation only (to choose between runs) and write <run>/{VALIDATION_FILENAME}, no report",
+    )
     args = parser.parse_args(argv)
 
     run_dir = Path(args.run)
     baseline_run = Path(args.baseline_run) if args.baseline_run else None
-    report_dir = Path(args.report_dir) if args.report_dir else run_dir / "report"
-    report = evaluate_runs(run_dir, baseline_run, args.data_dir, args.split_file, args.cache_dir or None)
-    write_report(report, run_dir, baseline_run, report_dir)
+    report = evaluate_runs(
+        run_dir, baseline_run, args.data_dir, args.split_file, args.cache_dir or None, args.validation_only
+    )
     print(summary_table(report))
+    if args.validation_only:
+        (run_dir / VALIDATION_FILENAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"validation scores written to {run_dir / VALIDATION_FILENAME}; the test split was not loaded")
+        return
+    report_dir = Path(args.report_dir) if args.report_dir else run_dir / "report"
+    write_report(report, run_dir, baseline_run, report_dir)
     print(f"report written to {report_dir}")
 
 

@@ -141,6 +141,43 @@ def test_the_report_scores_both_models_and_the_majority_baseline(shipped):
     assert {"custom_cnn_metrics.json", "majority_baseline.json"} <= files
 
 
+def test_validation_only_scoring_never_reads_a_test_image(shipped, tiny_dataset, tiny_split, tmp_path, capsys):
+    """The report runs are chosen on: the same validation numbers, and no test picture opened."""
+    import shutil
+
+    from training.evaluate import main
+
+    data_dir = tmp_path / "ham_without_test"
+    shutil.copytree(tiny_dataset["data_dir"], data_dir)
+    split = tiny_split["table"]
+    for image_id in split.loc[split["split"] == "test", "image_id"]:
+        image_path(data_dir, image_id).unlink()
+    run_dir = tmp_path / "run"
+    shutil.copytree(shipped["run_dir"], run_dir)
+
+    main(
+        [
+            "--run",
+            str(run_dir),
+            "--data-dir",
+            str(data_dir),
+            "--split-file",
+            str(tiny_split["path"]),
+            "--cache-dir",
+            "",
+            "--validation-only",
+        ]
+    )
+
+    scored = json.loads((run_dir / "validation.json").read_text())
+    assert "test" not in scored["model"] and "test" not in scored["majority_baseline"]
+    full = shipped["report"]["model"]
+    assert scored["model"]["val"]["balanced_accuracy"] == pytest.approx(full["val"]["balanced_accuracy"])
+    assert scored["model"]["temperature"] == pytest.approx(full["temperature"])
+    assert not (run_dir / "report").exists()
+    assert "test split was not loaded" in capsys.readouterr().out
+
+
 def test_fine_tuning_keeps_the_base_in_inference_mode():
     """A trainable batch-norm would normalise by batch statistics inside fit() and erase the features."""
     from training.models import build_mobilenet_v2, feature_extractor, unfreeze_top
