@@ -281,7 +281,9 @@ def summary_table(report: dict) -> str:
     for name, entry in entries:
         if entry is None:
             continue
-        for split in [name for name in ("val", "test") if name in entry]:
+        for split in ("val", "test"):
+            if split not in entry:  # a --validation-only report has no test rows
+                continue
             m = entry[split]
             ece = f"{m.get('ece_before_temperature', m['ece']):.3f}→{m['ece']:.3f}"
             rows.append(
