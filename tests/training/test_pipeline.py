@@ -191,6 +191,31 @@ def test_fine_tuning_keeps_the_base_in_inference_mode():
     )
 
 
+def test_restandardized_batch_norm_computes_the_same_and_can_be_trained():
+    """Folded batch-norm (statistics 0 and 1) gets its inputs' statistics, the function unchanged.
+
+    On the pictures the statistics came from, batch statistics equal the moving ones, so
+    a trainable batch-norm in training mode then gives the inference-mode features."""
+    from training.models import build_mobilenet_v2, feature_extractor, restandardize_batch_norm, unfreeze_top
+
+    model, base, _ = build_mobilenet_v2(INPUT_SIZE, weights=None)
+    extractor = feature_extractor(model)
+    pictures = np.random.default_rng(1).uniform(0, 255, (16, *INPUT_SIZE, 3)).astype(np.float32)
+    before = np.asarray(extractor(pictures, training=False))
+
+    assert restandardize_batch_norm(base, pictures / 127.5 - 1.0, batch_size=5) == 52
+    first = base.get_layer("bn_Conv1")
+    assert not np.allclose(first.moving_variance.numpy(), 1.0)
+    np.testing.assert_allclose(np.asarray(extractor(pictures, training=False)), before, rtol=1e-4, atol=1e-5)
+
+    unfrozen = unfreeze_top(base, "block_15_expand", batch_norm=True)
+    assert base.get_layer("block_15_expand_BN").trainable and not first.trainable
+    # Blocks 15 and 16 have three batch-norms each, then Conv_1_bn.
+    assert unfrozen == unfreeze_top(base, "block_15_expand") + 7
+    unfreeze_top(base, "block_15_expand", batch_norm=True)
+    np.testing.assert_allclose(np.asarray(extractor(pictures, training=True)), before, rtol=1e-3, atol=1e-4)
+
+
 def test_a_run_continues_from_a_saved_run_and_keeps_its_record(shipped, tiny_dataset, tiny_split, tmp_path):
     from training.train import Recipe, train
 
