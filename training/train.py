@@ -59,6 +59,11 @@ class Recipe:
     # Also train the fine-tuned blocks' batch-norm, after restandardize_batch_norm gave the
     # folded layers real statistics (training.models). Off: batch-norm stays frozen.
     train_batch_norm: bool = False
+    # Decoupled L2-SP (Li et al., ICML 2018): after every fine-tuning step, pull each
+    # fine-tuned base weight back towards its ImageNet value by learning rate x this x
+    # the gap, which damps the random walk Adam's noisy steps take away from the
+    # pre-trained filters. 0: off.
+    pull_to_start: float = 0.0
     cnn_epochs: int = 15
     cnn_lr: float = 1e-3
     dropout: float = 0.3
@@ -242,6 +247,23 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
+def make_pull_to_start(variables, strength: float):
+    """A callback that applies ``Recipe.pull_to_start`` to ``variables`` after every step."""
+    import keras
+
+    class PullToStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.starts = [keras.ops.copy(variable.value) for variable in variables]
+
+        def on_train_batch_end(self, batch, logs=None):
+            # The step just taken used the schedule's current rate (one step behind: negligible).
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)) * strength
+            for variable, start in zip(variables, self.starts, strict=True):
+                variable.assign(variable.value - rate * (variable.value - start))
+
+    return PullToStart()
+
+
 def make_validation_tracker(
     val_inputs, val_labels, deadline: float, phase: str, log, start=None, keep_last=0, scored_model=None
 ):
@@ -378,13 +400,17 @@ def fine_tune(model, dataset, steps_per_epoch, val_images, val_labels, recipe, d
     val_inputs = val_images.astype(np.float32)
     keep_last = recipe.average_last_epochs
     tracker = make_validation_tracker(val_inputs, val_labels, deadline, phase, log, start, keep_last, model)
+    callbacks = [tracker]
+    if recipe.pull_to_start > 0 and recipe.arch == "mobilenetv2":
+        base = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+        callbacks.append(make_pull_to_start(base.trainable_weights, recipe.pull_to_start))
     # Shuffled in tf.data; a sampled stream is endless, so the epoch is given in steps.
     endless = recipe.sampling != "shuffle"
     fitted.fit(
         dataset,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch if endless else None,
-        callbacks=[tracker],
+        callbacks=callbacks,
         verbose=0,
         shuffle=False,
     )
@@ -567,6 +593,7 @@ def main(argv: list[str] | None = None) -> None:
         "cnn_lr",
         "dropout",
         "label_smoothing",
+        "pull_to_start",
         "logit_adjustment",
         "mixup",
         "average_last_epochs",
@@ -598,6 +625,7 @@ def main(argv: list[str] | None = None) -> None:
         cnn_lr=args.cnn_lr,
         dropout=args.dropout,
         label_smoothing=args.label_smoothing,
+        pull_to_start=args.pull_to_start,
         logit_adjustment=args.logit_adjustment,
         mixup=args.mixup,
         average_last_epochs=args.average_last_epochs,

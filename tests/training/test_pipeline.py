@@ -421,3 +421,24 @@ def test_mixup_blends_pictures_labels_and_weights_alike():
         assert np.ptp(x, axis=(1, 2, 3)).max() < 1e-3  # blended whole pictures, not patches
         blended += int((y.max(axis=1) < 0.99).sum())
     assert blended > 50  # most of the 140 pictures were mixed with another class
+
+
+@pytest.mark.parametrize(("rate", "expect_moved"), [(0.0, True), (1.0, False)])
+def test_pull_to_start_draws_the_weights_back_to_where_fine_tuning_began(rate, expect_moved):
+    """At a pull of learning rate x strength = 1 every step ends where training began."""
+    import keras
+
+    from training.train import make_pull_to_start
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    start = [w.copy() for w in model.get_weights()]
+    learning_rate = 0.1
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
+    callbacks = [make_pull_to_start(model.trainable_weights, rate / learning_rate)] if rate else []
+    features = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    model.fit(features, np.ones((32, 3), np.float32), batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+
+    pairs = zip(model.get_weights(), start, strict=True)
+    moved = any(not np.allclose(after, before, atol=1e-6) for after, before in pairs)
+    assert moved == expect_moved
