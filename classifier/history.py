@@ -58,7 +58,9 @@ def apply_filters(images: QuerySet[LesionImage], wanted: dict[str, Any]) -> Quer
     if wanted.get("q"):
         images = images.filter(Q(original_filename__icontains=wanted["q"]) | Q(clinician_note__icontains=wanted["q"]))
     if wanted.get("top_class"):
-        images = images.filter(prediction_top_class=wanted["top_class"])
+        # An out-of-distribution picture has no reading, so no class to match (Prediction.has_reading).
+        in_distribution = Q(prediction_is_out_of_distribution=False) | Q(prediction_is_out_of_distribution=None)
+        images = images.filter(in_distribution, prediction_top_class=wanted["top_class"])
     if wanted.get("malignant") in ("yes", "no"):
         images = images.filter(prediction_is_malignant=wanted["malignant"] == "yes")
     if wanted.get("status"):
@@ -104,11 +106,18 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
+def _rounded(value: float | None) -> Any:
+    return "" if value is None else round(value, 4)
+
+
 def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "no")
 
 
 def csv_row(image: LesionImage) -> list[Any]:
+    """One exported image; an out-of-distribution picture has no reading, so its class, scores and flag are blank."""
+    read = image.prediction_status == Prediction.Status.DONE and not image.prediction_is_out_of_distribution
+    top_class = (image.prediction_top_class or "") if read else ""
     row = [
         image.pk,
         image.original_filename,
@@ -117,11 +126,11 @@ def csv_row(image: LesionImage) -> list[Any]:
         image.sex,
         image.site,
         image.prediction_status or "",
-        image.prediction_top_class or "",
-        FULL_NAMES.get(image.prediction_top_class or "", ""),
-        "" if image.prediction_top_probability is None else round(image.prediction_top_probability, 4),
-        "" if image.prediction_malignant_probability is None else round(image.prediction_malignant_probability, 4),
-        _yes_no(image.prediction_is_malignant),
+        top_class,
+        FULL_NAMES.get(top_class, ""),
+        _rounded(image.prediction_top_probability) if read else "",
+        _rounded(image.prediction_malignant_probability) if read else "",
+        _yes_no(image.prediction_is_malignant) if read else "",
         _yes_no(image.prediction_is_uncertain),
         _yes_no(image.prediction_is_out_of_distribution),
         image.prediction_model_version or "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -49,6 +51,28 @@ METHOD_CHOICES = [
 ]
 
 
+@dataclass(frozen=True)
+class FlagFigures:
+    """How often the malignancy flag at one threshold caught malignant lesions, and flagged benign ones."""
+
+    threshold: float
+    sensitivity: float  # share of malignant (akiec, bcc, mel) images flagged
+    false_alarm_rate: float  # share of benign images flagged: 1 - specificity
+    measured_on: str  # "test" or "val", the card's split the figures come from
+
+    @property
+    def measured_on_words(self) -> str:
+        return "held-out test images" if self.measured_on == "test" else "validation images"
+
+    def as_dict(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "sensitivity": round(self.sensitivity, 4),
+            "false_alarm_rate": round(self.false_alarm_rate, 4),
+            "measured_on": self.measured_on,
+        }
+
+
 class ModelVersion(models.Model):
     """A trained model on disk under MODEL_ROOT, with its card. At most one is active."""
 
@@ -82,6 +106,33 @@ class ModelVersion(models.Model):
     @classmethod
     def active(cls) -> ModelVersion | None:
         return cls.objects.filter(is_active=True).first()
+
+    @property
+    def operating_points(self) -> list[dict]:
+        """The card's operating points (training.operating_points), lowest target sensitivity first."""
+        return list((self.card.get("operating_points") or {}).get("points") or [])
+
+    def flag_figures(self, threshold: float | None) -> FlagFigures | None:
+        """What the malignancy flag at this threshold means, in the figures the card holds.
+
+        The test split's figures where the card has them (the threshold was chosen on
+        validation, so test is the honest estimate), else validation's; None when the
+        card holds no figures for this threshold.
+        """
+        if threshold is None:
+            return None
+        for point in self.operating_points:
+            if math.isclose(point["threshold"], threshold, abs_tol=1e-9):
+                split = "test" if point.get("test") else "val"
+                rates = point[split]
+                return FlagFigures(threshold, rates["sensitivity"], 1 - rates["specificity"], split)
+        test = self.metrics.get("test") or {}
+        if math.isclose(test.get("malignant_threshold", -1.0), threshold, abs_tol=1e-9):
+            sensitivity = test.get("malignant_sensitivity_at_threshold")
+            specificity = test.get("malignant_specificity_at_threshold")
+            if sensitivity is not None and specificity is not None:
+                return FlagFigures(threshold, sensitivity, 1 - specificity, "test")
+        return None
 
     def activate(self) -> None:
         """Make this the version new predictions use; workers switch on their next task."""
@@ -187,7 +238,11 @@ class Prediction(models.Model):
     top_class = models.CharField(max_length=8, choices=CLASS_CHOICES, blank=True, db_index=True)
     top_probability = models.FloatField(null=True, blank=True)
     malignant_probability = models.FloatField(null=True, blank=True)
-    is_malignant = models.BooleanField(null=True, blank=True, help_text="At or above the version's threshold.")
+    is_malignant = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Malignancy score at or above malignant_threshold; null without a reading (out of distribution).",
+    )
     error = models.TextField(blank=True)
     task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task that claimed it.")
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -205,6 +260,9 @@ class Prediction(models.Model):
     )
     explanation = models.JSONField(
         null=True, blank=True, help_text="Grad-CAM heatmap of the top class: grid, class and crop box."
+    )
+    malignant_threshold = models.FloatField(
+        null=True, blank=True, help_text="The threshold the malignancy flag was judged by (the version's, then)."
     )
 
     class Meta:
@@ -227,12 +285,33 @@ class Prediction(models.Model):
         return self.status in (self.Status.DONE, self.Status.FAILED)
 
     @property
+    def flag_threshold(self) -> float | None:
+        """The threshold this prediction's flag is (or will be) judged by."""
+        if self.malignant_threshold is not None:
+            return self.malignant_threshold
+        return self.model_version.malignant_threshold if self.model_version else None
+
+    @property
+    def has_reading(self) -> bool:
+        """A finished prediction of a picture that looks dermatoscopic.
+
+        An out-of-distribution picture gets no reading: no lesion class and no
+        malignancy flag, on every page, in the CSV and in the API. Its raw
+        probabilities are kept, and shown folded away, for the record.
+        """
+        return self.status == self.Status.DONE and not self.is_out_of_distribution
+
+    @property
     def top_class_or_none(self) -> str | None:
-        return self.top_class or None
+        return (self.top_class or None) if self.has_reading else None
 
     @property
     def top_class_name(self) -> str:
-        return FULL_NAMES.get(self.top_class, "")
+        return FULL_NAMES.get(self.top_class, "") if self.has_reading else ""
+
+    @property
+    def reading_top_probability(self) -> float | None:
+        return self.top_probability if self.has_reading else None
 
     @property
     def queue_seconds(self) -> float | None:
@@ -307,6 +386,7 @@ class Prediction(models.Model):
     ) -> dict:
         """The columns a finished reading sets (for mark_done and finish_many)."""
         top_class = max(probabilities, key=probabilities.get)
+        threshold = version.malignant_threshold
         return {
             "is_uncertain": is_uncertain,
             "ood_score": ood_score,
@@ -318,7 +398,9 @@ class Prediction(models.Model):
             "top_class": top_class,
             "top_probability": probabilities[top_class],
             "malignant_probability": malignant,
-            "is_malignant": malignant >= version.malignant_threshold,
+            # No flag for a picture that is not dermatoscopic: it got no reading.
+            "is_malignant": None if is_out_of_distribution else malignant >= threshold,
+            "malignant_threshold": threshold,
             "inference_ms": inference_ms,
             "error": "",
         }
@@ -392,6 +474,30 @@ def _column_value(field: models.Field, value):
     if field.is_relation and isinstance(value, models.Model):
         return value.pk
     return value
+
+
+class BatchEntry(models.Model):
+    """One file of a batch upload as the clinician sent it: a new image, or one they had uploaded before.
+
+    A batch lists every file sent, so a picture already in the clinician's history
+    still appears in the batch, with the reading it already had.
+    """
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="entries")
+    image = models.ForeignKey(LesionImage, on_delete=models.CASCADE, related_name="batch_entries")
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="batch_entries")
+    already_uploaded = models.BooleanField(
+        default=False, help_text="The clinician had uploaded these exact bytes before this batch."
+    )
+    position = models.PositiveIntegerField(help_text="Order of the file in the upload.")
+
+    class Meta:
+        ordering = ["batch", "position"]
+        constraints = [models.UniqueConstraint(fields=["batch", "image"], name="one_entry_per_image_and_batch")]
+        verbose_name_plural = "batch entries"
+
+    def __str__(self) -> str:
+        return f"{self.image} in batch {self.batch_id}"
 
 
 class UnlabelledImage(LesionImage):

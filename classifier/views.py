@@ -36,6 +36,7 @@ def upload(request):
             except (ImageRejected, UploadRejected) as exc:
                 form.add_error("files", exc.message)
             else:
+                _say_what_was_known(request, stored)
                 if batch is not None:
                     return redirect(batch)
                 return redirect(stored[0].prediction)
@@ -43,17 +44,51 @@ def upload(request):
     return render(request, "classifier/upload.html", {"form": UploadForm(), "limits": limits})
 
 
+def _say_what_was_known(request, stored) -> None:
+    """Tell the clinician which files were already in their history, and which details were not applied."""
+    known = [item for item in stored if not item.created]
+    if not known:
+        return
+    if len(stored) == 1:
+        messages.info(request, f"You had already uploaded this picture on {known[0].image.created_at:%Y-%m-%d}: "
+                      "here is its reading.")  # fmt: skip
+    ignored = sorted({field for item in known for field in item.ignored_fields})
+    if ignored:
+        fields = " and ".join(LesionImage._meta.get_field(name).verbose_name for name in ignored)
+        messages.warning(
+            request,
+            f"{fields.capitalize()} not changed: a picture you had uploaded before keeps the details stored with it.",
+        )
+
+
 @login_required
 def prediction_detail(request, pk: int):
     prediction = get_object_or_404(visible_predictions(request.user), pk=pk)
+    image = prediction.image
     classes = [{"code": code, "name": FULL_NAMES[code], "malignant": code in MALIGNANT_CLASSES} for code in CLASSES]
-    return render(request, "classifier/prediction.html", {"prediction": prediction, "classes": classes})
+    version = prediction.model_version
+    entry = prediction.batch_entries.select_related("batch").order_by("-batch__created_at").first()
+    context = {
+        "prediction": prediction,
+        "image": image,
+        "classes": classes,
+        "malignant_classes": ", ".join(FULL_NAMES[code].lower() for code in CLASSES if code in MALIGNANT_CLASSES),
+        "flag": version.flag_figures(prediction.flag_threshold) if version else None,
+        "batch": entry.batch if entry else image.batch,
+        # The note is the uploader's own: only they may read or change it (classifier.views.image_note).
+        "note_form": ClinicianNoteForm(instance=image) if image.owner_id == request.user.pk else None,
+        "note_max_length": NOTE_MAX_LENGTH,
+    }
+    return render(request, "classifier/prediction.html", context)
 
 
 @login_required
 def batch_detail(request, pk: int):
     batch = get_object_or_404(visible_batches(request.user), pk=pk)
-    predictions = by_attention(visible_predictions(request.user).filter(image__batch=batch))
+    entries = batch.entries.select_related("image", "prediction__model_version")
+    for entry in entries:
+        entry.prediction.batch_entry = entry
+    predictions = by_attention(entry.prediction for entry in entries)
     finished = sum(1 for prediction in predictions if prediction.is_finished)
     context = {"batch": batch, "predictions": predictions, "finished": finished}
     return render(request, "classifier/batch.html", context)
@@ -80,9 +115,9 @@ def history(request):
     form, images = _filtered_history(request)
     page = Paginator(images, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
+    latest = Prediction.objects.in_bulk([image.prediction_id for image in page.object_list if image.prediction_id])
     for image in page.object_list:
-        image.top_class_name = FULL_NAMES.get(image.prediction_top_class or "", "")
-        image.status_label = Prediction.Status(image.prediction_status).label if image.prediction_status else "—"
+        image.latest = latest.get(image.prediction_id)
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -39,13 +39,16 @@
     var flag = row.querySelector('[data-field="flag"]');
     result.textContent = "";
     flag.textContent = "";
-    if (item.status === "done") {
+    if (item.status === "done" && !item.has_reading) {
+      // Out of distribution: no lesion label and no flag, as on the result page (Prediction.has_reading).
+      result.append(el("span", "not-assessed", "Not assessed:"), " ", el("span", "badge", "Not like a dermatoscopic image"));
+      flag.append(el("span", "help", "—"));
+    } else if (item.status === "done") {
       result.append(el("strong", "", item.top_class_name), " ",
         el("span", "pct", Math.round(item.top_probability * 100) + " %"));
-      if (item.is_out_of_distribution) { result.append(" ", el("span", "badge", "Not like a dermatoscopic image")); }
       if (item.is_uncertain) { result.append(" ", el("span", "badge", "Uncertain")); }
       flag.append(item.is_malignant ? el("span", "flag-on", "⚠ Suspicious") : "Not flagged", " ",
-        el("span", "score", "score " + item.malignant_probability.toFixed(2)));
+        el("span", "score", "score " + Math.round(item.malignant_probability * 100) + " %"));
     } else if (item.status === "failed") {
       result.append(el("span", "error", item.error || "Could not be classified."));
     } else {

@@ -33,10 +33,10 @@
   });
 
   window.lesionsiteHeatmap = {
-    show: function (explanation, topClassName) {
+    show: function (explanation, topClassName, whyNone) {
       if (drawn) { return; }
       if (!explanation || !explanation.grid || !explanation.grid.length) {
-        if (help) { help.textContent = "No heatmap for this prediction: its model version does not compute one."; }
+        if (help) { help.textContent = whyNone || "No heatmap for this prediction: its model version does not compute one."; }
         button.hidden = true;
         return;
       }

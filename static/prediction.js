@@ -4,6 +4,16 @@
   "use strict";
 
   function percent(p) { return (p * 100).toFixed(1); }
+  function wholePercent(p) { return p === null || p === undefined ? "–" : String(Math.round(p * 100)); }
+
+  // The same words as templates/classifier/prediction.html renders on the server.
+  function flagMeaning(figures) {
+    if (!figures) { return ""; }
+    var where = figures.measured_on === "test" ? "held-out test images" : "validation images";
+    return "At this threshold the model caught about " + wholePercent(figures.sensitivity) +
+      " % of malignant lesions and also flagged about " + wholePercent(figures.false_alarm_rate) +
+      " % of benign ones (" + where + " of HAM10000, not from your clinic).";
+  }
 
   function renderPrediction(root, data) {
     root.dataset.status = data.status;
@@ -23,12 +33,14 @@
     }
     set("error", data.error || "");
     if (data.status !== "done") { return finished; }
-    set("top_class_name", data.top_class_name);
-    set("top_probability", percent(data.top_probability));
-    set("malignant_probability", data.malignant_probability.toFixed(3));
-    set("malignant_threshold", data.malignant_threshold === null ? "—" : data.malignant_threshold.toFixed(3));
+    // Without a reading (out of distribution) the API gives no class, no top probability and no flag.
+    set("top_class_name", data.top_class_name || "");
+    set("top_probability", data.top_probability === null ? "–" : percent(data.top_probability));
+    set("malignant_probability", wholePercent(data.malignant_probability));
+    set("malignant_threshold", wholePercent(data.malignant_threshold));
+    set("flag_meaning", flagMeaning(data.flag_figures));
     set("model_version", data.model_version || "—");
-    set("top_probability_again", percent(data.top_probability));
+    set("top_probability_again", data.top_probability === null ? "–" : percent(data.top_probability));
     set("ood_score", data.ood_score === null ? "—" : data.ood_score.toFixed(2));
     set("ood_threshold", data.ood_threshold === null ? "—" : data.ood_threshold.toFixed(2));
     var conditions = {
@@ -42,13 +54,16 @@
     root.querySelectorAll("[data-open-unless]").forEach(function (el) {
       el.open = !conditions[el.dataset.openUnless];
     });
-    if (window.lesionsiteHeatmap) { window.lesionsiteHeatmap.show(data.explanation, data.top_class_name); }
+    if (window.lesionsiteHeatmap) { 
+      window.lesionsiteHeatmap.show(data.has_reading ? data.explanation : null, data.top_class_name,
+        data.has_reading ? "" : "No heatmap: a picture that got no reading has no evidence to show.");
+    }
     var flag = root.querySelector('[data-field="malignancy_flag"]');
     if (flag) {
       flag.dataset.malignant = String(data.is_malignant);
       flag.textContent = data.is_malignant
         ? "⚠ Suspicious for malignancy: refer for specialist assessment."
-        : "Below the malignancy threshold.";
+        : "Not flagged as suspicious for malignancy.";
     }
     Object.keys(data.probabilities || {}).forEach(function (code) {
       var row = root.querySelector('tr[data-class="' + code + '"]');

@@ -8,7 +8,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from classifier.models import LesionImage, Prediction
+from classifier.models import BatchEntry, LesionImage, Prediction
 from tests.images import image_bytes
 
 _counter = {"n": 0}
@@ -33,7 +33,12 @@ def make_prediction(owner, status: str = "queued", top_class: str = "", **fields
         fields.setdefault("top_probability", 0.7)
         fields.setdefault("malignant_probability", sum(fields["probabilities"][c] for c in ("akiec", "bcc", "mel")))
         top_class = top
-    return Prediction.objects.create(image=image, status=status, top_class=top_class, **fields)
+    prediction = Prediction.objects.create(image=image, status=status, top_class=top_class, **fields)
+    if image.batch_id and not image.batch_entries.filter(batch_id=image.batch_id).exists():
+        # As an upload does: the batch lists the file with the prediction made for it.
+        position = BatchEntry.objects.filter(batch_id=image.batch_id).count()
+        BatchEntry.objects.create(batch_id=image.batch_id, image=image, prediction=prediction, position=position)
+    return prediction
 
 
 def make_labelled_dataset(owner, lesions: int = 63, images_per_lesion: int = 2) -> list[LesionImage]:

@@ -202,7 +202,7 @@ def test_the_export_has_every_column_for_each_matching_image(owner_web, owner):
     image = make_image(owner, original_filename="mole.png", age=61, sex="female", site="back", clinician_note="recheck")
     make_prediction(owner, image=image, status="done", top_class="mel", top_probability=0.61234,
                     malignant_probability=0.81, is_malignant=True, is_uncertain=False,
-                    is_out_of_distribution=True, model_version=version)  # fmt: skip
+                    is_out_of_distribution=False, model_version=version)  # fmt: skip
     make_prediction(owner, image=make_image(owner, original_filename="other.png"), status="queued")
 
     rows = exported(owner_web, "q=mole")
@@ -223,11 +223,24 @@ def test_the_export_has_every_column_for_each_matching_image(owner_web, owner):
             "malignant_probability": "0.81",
             "malignancy_flag": "yes",
             "uncertain": "no",
-            "out_of_distribution": "yes",
+            "out_of_distribution": "no",
             "model_version": "v-test",
             "clinician_note": "recheck",
         }
     ]
+
+
+def test_an_out_of_distribution_picture_is_exported_without_a_reading(owner_web, owner):
+    # The result page gives such a picture no class and no flag; the export says the same.
+    image = make_image(owner, original_filename="blank.png")
+    make_prediction(owner, image=image, status="done", top_class="bkl", top_probability=0.37,
+                    malignant_probability=0.4, is_malignant=None, is_out_of_distribution=True)  # fmt: skip
+
+    (row,) = exported(owner_web, "")
+
+    assert row["out_of_distribution"] == "yes"
+    assert [row[key] for key in ("top_class", "top_class_name", "top_probability", "malignant_probability",
+                                 "malignancy_flag")] == ["", "", "", "", ""]  # fmt: skip
 
 
 def test_the_export_follows_the_filters_and_the_sort(owner_web, owner):

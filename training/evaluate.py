@@ -22,38 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from training.calibrate import expected_calibration_error, fit_temperature, softmax
-from training.classes import CLASSES, MALIGNANT_CLASSES
+from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE
+from training.operating_points import (
+    MALIGNANT_INDICES,
+    choose_malignant_threshold,
+    malignancy_scores,
+    operating_points,
+)
 
-TARGET_MALIGNANT_SENSITIVITY = 0.90  # the platform favours catching malignancy over specificity
-MALIGNANT_INDICES = [CLASSES.index(code) for code in CLASSES if code in MALIGNANT_CLASSES]
 MEL = CLASSES.index("mel")
 METRICS_FILENAME = "metrics.json"
 VALIDATION_FILENAME = "validation.json"  # written by --validation-only, beside the run's model
-
-
-# --- choices made on validation ----------------------------------------------------------
-
-
-def malignancy_scores(probabilities: np.ndarray) -> np.ndarray:
-    """P(akiec) + P(bcc) + P(mel), as ``training.classes.malignant_probability``."""
-    return np.clip(probabilities[:, MALIGNANT_INDICES].sum(axis=1), 0.0, 1.0)
-
-
-def choose_malignant_threshold(
-    labels: np.ndarray, probabilities: np.ndarray, target_sensitivity: float = TARGET_MALIGNANT_SENSITIVITY
-) -> float:
-    """The highest threshold t (score >= t flags) that still flags ``target`` of malignant images.
-
-    Highest, because every lower threshold only costs specificity. Rounded down to
-    4 decimals so the stored number flags at least what was measured.
-    """
-    positive = np.isin(labels, MALIGNANT_INDICES)
-    if not positive.any():
-        return 0.5
-    scores = np.sort(malignancy_scores(probabilities)[positive])[::-1]
-    needed = math.ceil(target_sensitivity * len(scores))
-    return math.floor(float(scores[needed - 1]) * 1e4) / 1e4
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -132,6 +112,8 @@ def evaluate_logits(val_logits, val_labels, test_logits=None, test_labels=None) 
         metrics["ece_before_temperature"] = expected_calibration_error(softmax(logits), labels)
         metrics["ece_after_temperature"] = metrics["ece"]
         result[name] = metrics
+    test_probabilities = None if test_logits is None else softmax(test_logits, temperature)
+    result["operating_points"] = operating_points(val_labels, val_probabilities, test_labels, test_probabilities)
     return result
 
 

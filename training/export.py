@@ -131,6 +131,7 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
             "flag as possibly malignant when P(akiec)+P(bcc)+P(mel) >= thresholds.malignant; chosen on the "
             "validation split as the highest value with >= 90 % sensitivity to akiec+bcc+mel"
         ),
+        "operating_points": model.get("operating_points"),
         "temperature": model["temperature"],
         "calibration": "temperature scaling built into the model",
         "metrics": metrics,

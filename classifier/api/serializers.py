@@ -26,15 +26,26 @@ class PredictionSummarySerializer(serializers.ModelSerializer):
 
 
 class PredictionSerializer(serializers.ModelSerializer):
-    top_class = serializers.CharField(read_only=True, allow_null=True, source="top_class_or_none")
+    has_reading = serializers.BooleanField(
+        read_only=True,
+        help_text="True when the prediction is done and the picture looks dermatoscopic. False for a picture that "
+        "is out of distribution: it gets no reading, so top_class, top_class_name, top_probability and "
+        "is_malignant are null; probabilities and malignant_probability stay the model's raw output, for the "
+        "record, and must not be shown as a reading.",
+    )
+    top_class = serializers.CharField(
+        read_only=True, allow_null=True, source="top_class_or_none", help_text="Null without a reading."
+    )
+    top_probability = serializers.FloatField(
+        read_only=True, allow_null=True, source="reading_top_probability", help_text="Null without a reading."
+    )
     url = serializers.HyperlinkedIdentityField(view_name="api:prediction-detail")
     image = serializers.HyperlinkedRelatedField(view_name="api:image-detail", read_only=True)
     image_id = serializers.IntegerField(source="image.id", read_only=True)
     model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    malignant_threshold = serializers.FloatField(
-        source="model_version.malignant_threshold", read_only=True, default=None
-    )
-    top_class_name = serializers.CharField(read_only=True)
+    malignant_threshold = serializers.SerializerMethodField()
+    flag_figures = serializers.SerializerMethodField()
+    top_class_name = serializers.SerializerMethodField()
     probabilities = serializers.SerializerMethodField()
     ood_threshold = serializers.SerializerMethodField()
     queue_seconds = serializers.FloatField(read_only=True)
@@ -49,6 +60,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "image",
             "image_id",
             "status",
+            "has_reading",
             "top_class",
             "top_class_name",
             "top_probability",
@@ -56,6 +68,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "malignant_probability",
             "is_malignant",
             "malignant_threshold",
+            "flag_figures",
             "is_uncertain",
             "ood_score",
             "ood_threshold",
@@ -72,6 +85,42 @@ class PredictionSerializer(serializers.ModelSerializer):
             "result_page",
         ]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "nullable": True, "description": "Null without a reading."})
+    def get_top_class_name(self, prediction: Prediction) -> str | None:
+        return prediction.top_class_name or None
+
+    @extend_schema_field(
+        {
+            "type": "number",
+            "nullable": True,
+            "description": "The threshold on malignant_probability the flag was judged by "
+            "(the model version's operating point when the prediction was made).",
+        }
+    )
+    def get_malignant_threshold(self, prediction: Prediction) -> float | None:
+        return prediction.flag_threshold
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "description": "What the flag at malignant_threshold means, from the model card: the share of "
+            "malignant lesions it caught (sensitivity) and of benign ones it flagged (false_alarm_rate), "
+            "measured_on the held-out 'test' images (or 'val'). Null when the card has no figures for it.",
+            "properties": {
+                "threshold": {"type": "number"},
+                "sensitivity": {"type": "number"},
+                "false_alarm_rate": {"type": "number"},
+                "measured_on": {"type": "string", "enum": ["test", "val"]},
+            },
+        }
+    )
+    def get_flag_figures(self, prediction: Prediction) -> dict | None:
+        if prediction.model_version is None:
+            return None
+        figures = prediction.model_version.flag_figures(prediction.flag_threshold)
+        return figures.as_dict() if figures else None
 
     @extend_schema_field({"type": "object", "additionalProperties": {"type": "number"}, "nullable": True})
     def get_probabilities(self, prediction: Prediction) -> dict[str, float] | None:
@@ -142,7 +191,15 @@ class UploadSerializer(serializers.Serializer):
 class UploadedImageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when you had uploaded these exact bytes before.")
+    already_uploaded_at = serializers.DateTimeField(
+        allow_null=True, help_text="When you first uploaded these bytes; null for a new image."
+    )
     original_filename = serializers.CharField()
+    ignored_fields = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Clinical fields (age, sex, site) this request gave that differ from the stored image's and were "
+        "NOT applied: a picture uploaded before keeps the details it was first stored and read with.",
+    )
     prediction = PredictionSummarySerializer()
 
 

@@ -65,7 +65,9 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     {
                         "id": item.image.pk,
                         "created": item.created,
+                        "already_uploaded_at": None if item.created else item.image.created_at,
                         "original_filename": item.image.original_filename,
+                        "ignored_fields": list(item.ignored_fields),
                         "prediction": item.prediction,
                     }
                     for item in stored

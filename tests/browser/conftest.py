@@ -112,7 +112,7 @@ def has_horizontal_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth")
 
 
-def lesion_image(owner, seed: int, **fields):
+def lesion_image(owner, seed: int, size: tuple[int, int] = (160, 120), **fields):
     """A stored LesionImage whose file is a lesion_png() picture (tests.factories.make_image stores noise)."""
     from django.core.files.base import ContentFile
 
@@ -120,7 +120,7 @@ def lesion_image(owner, seed: int, **fields):
     from tests.factories import make_image
 
     image = make_image(owner, **fields)
-    image.file.save(image.file.name.rsplit("/", 1)[-1], ContentFile(lesion_png(seed)), save=False)
-    LesionImage.objects.filter(pk=image.pk).update(file=image.file.name, width=160, height=120)
+    image.file.save(image.file.name.rsplit("/", 1)[-1], ContentFile(lesion_png(seed, size)), save=False)
+    LesionImage.objects.filter(pk=image.pk).update(file=image.file.name, width=size[0], height=size[1])
     image.refresh_from_db()
     return image

@@ -65,7 +65,7 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
     assert heatmap.is_visible() and legend.is_visible()
     assert page.get_by_role("button", name="Hide heatmap").get_attribute("aria-pressed") == "true"
     # The overlay covers the centre square the model saw of the 200x150 picture.
-    frame = page.locator(".lesion-frame img").bounding_box()
+    frame = page.locator(".viewer img").bounding_box()
     overlay = heatmap.bounding_box()
     assert overlay["height"] == pytest.approx(frame["height"], abs=2)
     assert overlay["width"] == pytest.approx(frame["width"] * 0.75, abs=2)

@@ -20,5 +20,16 @@ class Command(BaseCommand):
             user.set_password(password)
             user.is_staff = user.is_superuser = is_admin
             user.save()
-            role = "admin" if is_admin else "clinician"
-            self.stdout.write(f"Demo {role}: username '{username}', password '{password}'")
+        # `make run` prints the accounts again, last, once the site answers (runlocal's login box).
+        self.stdout.write(f"Demo accounts ready: {', '.join(name for name, _, _ in DEMO_ACCOUNTS)}.")
+
+
+def login_box(url: str, accounts=DEMO_ACCOUNTS) -> str:
+    """The address and the demo accounts in a box, for the end of `make run`'s start-up output."""
+    lines = [f"lesionsite is running at {url}", ""]
+    lines += [f"{'admin' if admin else 'clinician':<10} username {name:<10} password {password}"
+              for name, password, admin in accounts]  # fmt: skip
+    lines += ["", "Ctrl-C stops everything. Research tool, not a diagnosis."]
+    width = max(len(line) for line in lines)
+    rule = "+" + "-" * (width + 2) + "+"
+    return "\n".join([rule, *(f"| {line:<{width}} |" for line in lines), rule])

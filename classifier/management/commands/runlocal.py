@@ -6,13 +6,17 @@ import sys
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from classifier.management.commands.create_demo_users import DEMO_ACCOUNTS, login_box
 from lesionsite.services import broker_address, is_listening, start_redis, stop
 
 # After a Ctrl-C, how long the children (who got it too) may take to stop on their own
 # before they are sent SIGTERM: the Celery workers' warm shutdown takes ~1-2 s.
 CHILDREN_STOPPING_SECONDS = 5.0
+# How long start-up may take before the address is printed anyway (a first run compiles a lot).
+READY_WAIT_SECONDS = 60.0
 
 
 class Command(BaseCommand):
@@ -49,7 +53,8 @@ class Command(BaseCommand):
                 [sys.executable, "manage.py", "runserver", addrport, "--noreload"],
             ]
             children.extend(subprocess.Popen(command) for command in processes)
-            self.stdout.write(self.style.SUCCESS(f"lesionsite is starting at http://{addrport}/ — Ctrl-C stops it."))
+            self.stdout.write(f"lesionsite is starting at http://{addrport}/ …")
+            self._announce_when_ready(addrport, children)
             self._wait(children)
         except KeyboardInterrupt as interrupt:
             self.stdout.write("\nStopping…")
@@ -58,6 +63,20 @@ class Command(BaseCommand):
                 exiting_seconds = CHILDREN_STOPPING_SECONDS
         finally:
             stop(children, exiting_seconds=exiting_seconds)
+
+    def _announce_when_ready(self, addrport: str, children: list[subprocess.Popen]) -> None:
+        """Print the address and the demo accounts last, once the web server answers and the
+        workers have printed their banners, so they are not lost above ~70 lines of start-up logs."""
+        host, _, port = addrport.rpartition(":")
+        deadline = time.monotonic() + READY_WAIT_SECONDS
+        while time.monotonic() < deadline and not is_listening(host or "127.0.0.1", int(port)):
+            if any(child.poll() is not None for child in children):
+                return  # _wait reports which one exited
+            time.sleep(0.25)
+        _wait_for_workers(deadline)
+        url = f"http://{addrport}/"
+        demo = get_user_model().objects.filter(username__in=[name for name, _, _ in DEMO_ACCOUNTS]).exists()
+        self.stdout.write(self.style.SUCCESS(login_box(url) if demo else f"lesionsite is running at {url}"))
 
     def _wait(self, children: list[subprocess.Popen]) -> None:
         # Ctrl-C, and SIGTERM from a process manager, stop everything. SIGINT is set
@@ -68,6 +87,18 @@ class Command(BaseCommand):
             for child in children:
                 if child.poll() is not None:
                     raise CommandError(f"{' '.join(map(str, child.args[:3]))} exited with code {child.returncode}")
+            time.sleep(0.5)
+
+
+def _wait_for_workers(deadline: float) -> None:
+    """Until both workers answer a ping (their banners are printed by then), or the deadline."""
+    from lesionsite.celery import app
+
+    while time.monotonic() < deadline:
+        try:
+            if len(app.control.ping(timeout=1.0)) >= 2:
+                return
+        except Exception:  # the broker may still be starting
             time.sleep(0.5)
 
 
