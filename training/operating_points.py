@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     model = keras.saving.load_model(args.version_dir / MODEL_FILENAME, compile=False)
     arrays = load_split_arrays(args.data_dir, args.split_file, card.input_size, args.cache_dir or None, ("val", "test"))
     order = [card.classes.index(code) for code in CLASSES]
-    probabilities = {name: features_and_probabilities(model, images)[1][:, order] for name, (images, _, _) in arrays.items()}
+    probabilities = {
+        name: features_and_probabilities(model, images)[1][:, order] for name, (images, _, _) in arrays.items()
+    }
     entry = operating_points(arrays["val"][1], probabilities["val"], arrays["test"][1], probabilities["test"])
     raw = json.loads((args.version_dir / CARD_FILENAME).read_text(encoding="utf-8"))
     write_card(args.version_dir, add_to_card(raw, entry))

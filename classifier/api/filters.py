@@ -8,7 +8,9 @@ from classifier.models import CLASS_CHOICES, Prediction
 class PredictionFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Prediction.Status.choices)
     top_class = django_filters.ChoiceFilter(choices=CLASS_CHOICES)
-    batch = django_filters.NumberFilter(field_name="batch_entries__batch", label="Batch: the predictions shown for its files")
+    batch = django_filters.NumberFilter(
+        field_name="batch_entries__batch", label="Batch: the predictions shown for its files"
+    )
     image = django_filters.NumberFilter(field_name="image")
 
     class Meta:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classifier.models import UploadBatch
+from classifier.models import ModelVersion, UploadBatch
 from tests.browser.conftest import drop_files, has_horizontal_scroll, lesion_image, lesion_png, log_in, screenshot
 from tests.factories import make_image, make_prediction
 
@@ -24,14 +24,30 @@ def phone(chromium_browser):
     context.close()
 
 
+def real_reading(top: str, p_top: float) -> dict:
+    """Probabilities as a confident model gives them: the widest bar the result page can draw."""
+    rest = (1 - p_top) / 6
+    return {code: (p_top if code == top else rest) for code in ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")}
+
+
 def finished_batch(owner) -> UploadBatch:
+    version = ModelVersion.objects.create(name="mobilenetv2-150-v9", directory="x", card={}, malignant_threshold=0.21)
     batch = UploadBatch.objects.create(owner=owner)
-    readings = [("mel", True, 0.81), ("nv", False, 0.07), ("bkl", False, 0.22)]
+    readings = [("mel", True, 0.995), ("nv", False, 0.07), ("bkl", False, 0.22)]
+    grid = [[0.2 * col for col in range(5)] for _ in range(5)]
     for n, (code, flagged, score) in enumerate(readings):
         name = LONG_NAME if n == 0 else f"lesion-{n}.png"
-        image = lesion_image(owner, n, batch=batch, original_filename=name, clinician_note="Seen at the clinic; " * 4)
+        image = lesion_image(owner, n, batch=batch, original_filename=name, clinician_note="Seen at the clinic; " * 4,
+                             age=71, sex="female", site="upper extremity")  # fmt: skip
+        probabilities = real_reading(code, 0.995 if n == 0 else 0.6)
         make_prediction(owner, status="done", top_class=code, image=image, is_malignant=flagged,
-                        malignant_probability=score, is_uncertain=code == "bkl")  # fmt: skip
+                        probabilities=probabilities, top_probability=probabilities[code],
+                        malignant_probability=score, is_uncertain=code == "bkl", is_out_of_distribution=False,
+                        model_version=version, malignant_threshold=0.21,
+                        explanation={"method": "grad-cam", "class": code, "grid": grid,
+                                     "box": [0.125, 0, 0.875, 1]})  # fmt: skip
+    make_prediction(owner, status="done", top_class="bkl", image=lesion_image(owner, 7, batch=batch), is_malignant=None,
+                    is_out_of_distribution=True, ood_score=4.2, model_version=version)  # fmt: skip
     make_prediction(owner, status="failed", error="The stored image could not be read.",
                     image=make_image(owner, batch=batch, original_filename="broken.png"))  # fmt: skip
     return batch
@@ -44,6 +60,7 @@ def test_the_clinicians_pages_fit_a_375_px_screen(phone, live_server, owner):
     log_in(page, live_server.url, "alice", "alice-password-1")
     batch = finished_batch(owner)
     image = batch.images.order_by("id").first()
+    out_of_distribution = batch.images.get(predictions__is_out_of_distribution=True)
 
     drop_files(page, "#dropzone", [(LONG_NAME, lesion_png(seed=9), "image/png")])
     assert page.locator("#file-list .file-name").all_inner_texts() == [LONG_NAME]
@@ -55,8 +72,15 @@ def test_the_clinicians_pages_fit_a_375_px_screen(phone, live_server, owner):
         ("batch", f"/batches/{batch.pk}/"),
         ("note", f"/images/{image.pk}/note/"),
         ("result", f"/predictions/{image.predictions.get().pk}/"),
+        ("result-out-of-distribution", f"/predictions/{out_of_distribution.predictions.get().pk}/"),
     ]:
         page.goto(f"{live_server.url}{url}")
+        if name.startswith("result"):
+            page.locator('[data-field="status"]', has_text="Done").wait_for()  # filled in by the API's answer
+            page.locator("details.probabilities").evaluate("details => { details.open = true; }")
+        if name == "result":
+            page.get_by_role("button", name="Show heatmap").click()
+            page.get_by_role("button", name="Full resolution").click()
         assert not has_horizontal_scroll(page), name
         if name in ("history", "batch", "result"):
             screenshot(page, f"{name}-375px")
