@@ -27,6 +27,44 @@ class UploadRejected(Exception):
         self.code = code
         self.http_status = http_status
 
+    def as_dict(self) -> dict:
+        """The JSON body of the refusal, as the API and the upload page answer it."""
+        return {"detail": self.message, "code": self.code}
+
+
+class UploadRefused(ImageRejected):
+    """Some files of the request were refused; `refused` holds every one of them.
+
+    It is the ImageRejected of the first refused file (code, message, filename), so
+    code that handles one bad file keeps working, and it carries the others:
+    `refused` maps each refused file's position in the request to its rejection.
+    """
+
+    def __init__(self, refused: dict[int, ImageRejected], file_count: int) -> None:
+        first = next(iter(refused.values()))
+        others = len(refused) - 1
+        message = first.message
+        if others:
+            message += f" {others} more file{'s were' if others > 1 else ' was'} refused too: see errors."
+        super().__init__(first.code, message, first.filename)
+        self.refused = refused
+        self.file_count = file_count
+        # 413 says "send fewer bytes"; that is the whole remedy only when every
+        # refused file is too large. Any other refusal makes the request a 400.
+        self.http_status = 413 if all(r.http_status == 413 for r in refused.values()) else 400
+
+    @property
+    def rejections(self) -> list[ImageRejected]:
+        return list(self.refused.values())
+
+    def as_dict(self) -> dict:
+        """The JSON body of the refusal: the first refused file at the top, as before, and every one in errors."""
+        errors = [
+            {"index": index, "file": r.filename, "code": r.code, "detail": r.message}
+            for index, r in self.refused.items()
+        ]
+        return {"detail": self.message, "code": self.code, "file": self.filename, "errors": errors}
+
 
 @dataclass(frozen=True)
 class StoredUpload:
@@ -54,7 +92,7 @@ def display_name(filename: str) -> str:
 
 
 def validate_files(files) -> list[tuple[str, CleanImage]]:
-    """Decode every file; the first bad one rejects the whole request."""
+    """Decode every file; any bad one refuses the whole request, naming every bad file with its reason."""
     if not files:
         raise UploadRejected("No file was uploaded: attach one or more images as 'file'.", code="no_file")
     if len(files) > settings.UPLOAD_MAX_FILES:
@@ -64,8 +102,16 @@ def validate_files(files) -> list[tuple[str, CleanImage]]:
             http_status=413,
         )
     limits = upload_limits()
-    names = [display_name(f.name or "") for f in files]
-    return [(name, clean_upload(f, limits, filename=name)) for name, f in zip(names, files, strict=True)]
+    cleaned, refused = [], {}
+    for index, upload in enumerate(files):
+        name = display_name(upload.name or "")
+        try:
+            cleaned.append((name, clean_upload(upload, limits, filename=name)))
+        except ImageRejected as rejection:
+            refused[index] = rejection
+    if refused:
+        raise UploadRefused(refused, file_count=len(files))
+    return cleaned
 
 
 def store_uploads(
@@ -73,7 +119,7 @@ def store_uploads(
 ) -> tuple[UploadBatch | None, list[StoredUpload]]:
     """Validate, then store every file with a queued prediction, in one transaction.
 
-    Raises ImageRejected or UploadRejected before anything is written. If
+    Raises UploadRefused (an ImageRejected) or UploadRejected before anything is written. If
     anything fails while storing, the transaction rolls back and the files
     written so far are removed, so neither an orphan row nor an orphan file stays.
     Predictions are enqueued only once the transaction has committed.
@@ -211,4 +257,4 @@ def enqueue_predictions(prediction_ids: list[int]) -> None:
             )
 
 
-__all__ = ["ImageRejected", "UploadRejected", "StoredUpload", "store_uploads", "enqueue_predictions"]
+__all__ = ["ImageRejected", "UploadRefused", "UploadRejected", "StoredUpload", "store_uploads", "enqueue_predictions"]

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +18,7 @@ from classifier.forms import NOTE_MAX_LENGTH, ClinicianNoteForm, HistoryFilterFo
 from classifier.models import LesionImage, Prediction
 from classifier.scoping import visible_batches, visible_images, visible_predictions
 from classifier.triage import by_attention
-from classifier.uploads import ImageRejected, UploadRejected, store_uploads
+from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 
 HISTORY_PAGE_SIZE = 20
@@ -26,22 +26,44 @@ HISTORY_PAGE_SIZE = 20
 
 @login_required
 def upload(request):
+    """The upload form. Asked for JSON (upload.js sends it with fetch), it answers JSON instead of a page."""
     limits = {"max_files": settings.UPLOAD_MAX_FILES, "max_bytes": settings.UPLOAD_MAX_BYTES}
-    if request.method == "POST":
-        form = UploadForm(request.POST, request.FILES)
-        if form.is_valid():
-            fields = {key: form.cleaned_data.get(key) for key in ("age", "sex", "site")}
-            try:
-                batch, stored = store_uploads(request.user, form.cleaned_data["files"], **fields)
-            except (ImageRejected, UploadRejected) as exc:
-                form.add_error("files", exc.message)
-            else:
-                _say_what_was_known(request, stored)
-                if batch is not None:
-                    return redirect(batch)
-                return redirect(stored[0].prediction)
-        return render(request, "classifier/upload.html", {"form": form, "limits": limits}, status=400)
-    return render(request, "classifier/upload.html", {"form": UploadForm(), "limits": limits})
+    if request.method != "POST":
+        return render(request, "classifier/upload.html", {"form": UploadForm(), "limits": limits})
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    form = UploadForm(request.POST, request.FILES)
+    refused = None
+    if form.is_valid():
+        fields = {key: form.cleaned_data.get(key) for key in ("age", "sex", "site")}
+        try:
+            batch, stored = store_uploads(request.user, form.cleaned_data["files"], **fields)
+        except (UploadRefused, UploadRejected) as exc:
+            refused = exc
+        else:
+            _say_what_was_known(request, stored)
+            destination = (stored[0].prediction if batch is None else batch).get_absolute_url()
+            return JsonResponse({"redirect": destination}, status=201) if wants_json else redirect(destination)
+    status = refused.http_status if refused else 400
+    if wants_json:
+        return JsonResponse(refused.as_dict() if refused else _form_errors(form), status=status)
+    refused_files = refused if isinstance(refused, UploadRefused) else None
+    if refused:
+        form.add_error("files", _nothing_stored(refused_files) if refused_files else refused.message)
+    context = {"form": form, "limits": limits, "refused": refused_files}
+    return render(request, "classifier/upload.html", context, status=status)
+
+
+def _nothing_stored(refused: UploadRefused) -> str:
+    if refused.file_count == 1:
+        return "Nothing was stored: the file was refused."
+    count = len(refused.refused)
+    verb = "was" if count == 1 else "were"
+    return f"Nothing was stored: {count} of the {refused.file_count} files {verb} refused."
+
+
+def _form_errors(form: UploadForm) -> dict:
+    fields = {name: [error["message"] for error in errors] for name, errors in form.errors.get_json_data().items()}
+    return {"detail": "Nothing was stored: correct the fields marked below.", "code": "invalid", "fields": fields}
 
 
 def _say_what_was_known(request, stored) -> None:

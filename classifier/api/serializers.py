@@ -208,10 +208,25 @@ class UploadResultSerializer(serializers.Serializer):
     images = UploadedImageSerializer(many=True)
 
 
+class UploadFileErrorSerializer(serializers.Serializer):
+    """One refused file of an upload."""
+
+    index = serializers.IntegerField(help_text="The file's position among the request's `file` parts, from 0.")
+    file = serializers.CharField(help_text="The file's name as uploaded (without any folder).")
+    code = serializers.CharField(help_text="Why it was refused: `empty`, `too_large`, `not_an_image`, ...")
+    detail = serializers.CharField(help_text="The reason in words, starting with the file's name.")
+
+
 class UploadErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
-    file = serializers.CharField(required=False)
+    file = serializers.CharField(required=False, help_text="The first refused file, when files were refused.")
+    errors = UploadFileErrorSerializer(
+        many=True,
+        required=False,
+        help_text="Every refused file, in upload order; absent when the request itself was refused "
+        "(`no_file`, `too_many_files`).",
+    )
 
 
 class LabelSerializer(serializers.Serializer):

@@ -23,7 +23,7 @@ from classifier.api.throttling import UploadRateThrottle
 from classifier.models import ModelVersion, TrainingJob
 from classifier.scoping import visible_images, visible_predictions
 from classifier.training_jobs import JobConflict, start_training_job
-from classifier.uploads import ImageRejected, UploadRejected, store_uploads
+from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 
 
 class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -43,8 +43,17 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         responses={
             201: UploadResultSerializer,
             200: OpenApiResponse(UploadResultSerializer, description="Every file had been uploaded before."),
-            400: UploadErrorSerializer,
-            413: UploadErrorSerializer,
+            400: OpenApiResponse(
+                UploadErrorSerializer,
+                description="Nothing was stored: `errors` lists every refused file with its reason "
+                "(`detail`, `code`, `file` describe the first one), or the request itself was refused "
+                "(`no_file`). A request with a too-large file and another refused file is a 400.",
+            ),
+            413: OpenApiResponse(
+                UploadErrorSerializer,
+                description="Nothing was stored: more than UPLOAD_MAX_FILES files (`too_many_files`), or every "
+                "refused file is too large (`too_large`, each listed in `errors`), so sending fewer bytes helps.",
+            ),
         },
     )
     def create(self, request, *args, **kwargs):
@@ -53,11 +62,8 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         fields = {key: form.validated_data.get(key) for key in ("age", "sex", "site")}
         try:
             batch, stored = store_uploads(request.user, form.validated_data["file"], **fields)
-        except ImageRejected as exc:
-            body = {"detail": exc.message, "code": exc.code, "file": exc.filename}
-            return Response(body, status=exc.http_status)
-        except UploadRejected as exc:
-            return Response({"detail": exc.message, "code": exc.code}, status=exc.http_status)
+        except (UploadRefused, UploadRejected) as exc:
+            return Response(exc.as_dict(), status=exc.http_status)
         body = UploadResultSerializer(
             {
                 "batch": batch.pk if batch else None,

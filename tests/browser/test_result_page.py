@@ -47,13 +47,14 @@ def test_an_uploaded_image_shows_its_result_without_a_reload(
     screenshot(page, "result")
 
 
-def test_a_rejected_file_shows_a_form_error(page, live_server, owner, tmp_path):
+def test_a_file_that_is_not_an_image_is_marked_before_it_is_sent(page, live_server, owner, tmp_path):
     log_in(page, live_server, "alice", "alice-password-1")
     fake = tmp_path / "notes.jpg"
     fake.write_text("not an image")
 
     page.get_by_label("Dermatoscopic images").set_input_files(str(fake))
-    page.get_by_role("button", name="Upload and classify").click()
 
-    assert page.get_by_role("alert").filter(has_text="notes.jpg").is_visible()
+    warning = page.locator("#file-list li", has_text="notes.jpg").locator(".file-warning")
+    assert "it will be refused" in warning.inner_text()
+    assert page.get_by_role("button", name="Upload and classify").is_disabled()
     screenshot(page, "upload-error")
