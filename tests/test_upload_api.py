@@ -174,6 +174,18 @@ def test_it_rejects_more_files_than_the_limit(owner_api, settings):
     assert_nothing_stored()
 
 
+def test_one_file_over_the_default_limit_gets_the_clear_413(owner_api, settings):
+    # With the shipped settings, not a lowered limit: Django's own file-count guard must not answer first.
+    tiny = image_bytes(size=(32, 32))
+    files = [upload(f"{i}.png", data=tiny) for i in range(settings.UPLOAD_MAX_FILES + 1)]
+
+    response = post(owner_api, *files)
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_many_files"
+    assert_nothing_stored()
+
+
 def test_it_requires_a_file_part(owner_api):
     response = owner_api.post(URL, {"age": 40}, format="multipart")
 
