@@ -10,6 +10,8 @@ from tests.factories import make_prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+LINES_OF_EACH = """names => names.map(
+    n => Math.round(n.getBoundingClientRect().height / parseFloat(getComputedStyle(n).lineHeight)))"""
 NAMES = ["IMG_20250601_103211.jpg", "left-upper-arm_lesion-3.png", "dermoscopy-0001.tiff"]
 
 
@@ -23,7 +25,5 @@ def test_ordinary_file_names_are_not_broken_in_the_batch_and_history_tables(page
 
     for url in (f"/batches/{batch.pk}/", "/history/"):
         page.goto(f"{live_server.url}{url}")
-        lines = page.locator("td .file-name").evaluate_all(
-            "names => names.map(n => Math.round(n.getBoundingClientRect().height / parseFloat(getComputedStyle(n).lineHeight)))"
-        )
+        lines = page.locator("td .file-name").evaluate_all(LINES_OF_EACH)
         assert lines == [1, 1, 1], url
