@@ -172,7 +172,7 @@ def test_an_image_id_too_large_for_the_database_is_400_not_a_server_error(owner_
     assert list(response.json()) == ["image"]
 
 
-def test_the_unknown_parameter_error_lists_what_the_list_takes(owner_api):
+def test_the_unknown_parameter_error_lists_the_known_ones(owner_api):
     message = owner_api.get(f"{IMAGES}?colour=red").json()["colour"][0]
 
     for name in ("batch", "created_after", "is_malignant", "ordering", "page", "page_size", "search", "top_class"):

@@ -35,7 +35,7 @@ class StrictForm(forms.Form):
         for name in sorted(set(self.data) - set(known)):
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]}?" if close else ""
-            message = f"Unknown query parameter.{hint} This list takes: {', '.join(known)}."
+            message = f"Unknown query parameter.{hint} Known: {', '.join(known)}."
             # Keyed by the parameter itself, as the errors of known filters are;
             # add_error() only accepts the form's own fields.
             self._errors[name] = self.error_class([ValidationError(message, code="unknown_parameter")])
@@ -131,7 +131,9 @@ class ReadingFilter(django_filters.FilterSet):
         "that is not finished, or an out-of-distribution one (it has no reading).",
     )
     is_out_of_distribution = BooleanFilter(
-        method="filter_field", help_text="`true`: the picture did not look like a dermatoscopic image."
+        method="filter_field",
+        help_text="`true`: the picture did not look like a dermatoscopic image; `false`: it was checked and did. "
+        "Neither matches a prediction not finished, or made by a version without the check.",
     )
     created_after = CreatedFilter(
         field_name="created_at",
