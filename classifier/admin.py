@@ -65,8 +65,8 @@ class LesionImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Image")
     def thumbnail(self, image):
-        url = reverse("classifier:image-file", args=[image.pk])
-        return format_html('<img src="{}" alt="" style="height:48px;border-radius:3px">', url)
+        url = reverse("classifier:image-thumbnail", args=[image.pk])
+        return format_html('<img src="{}" alt="" style="height:48px;border-radius:3px" loading="lazy">', url)
 
     @admin.display(description="Image")
     def preview(self, image):

@@ -11,20 +11,25 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from classifier.models import LesionImage, Prediction
 from training.classes import FULL_NAMES
 
-# Sort keys offered on the history page: (label, ordering). "Most suspicious" is the malignancy
-# score high to low, "least confident" the top class's probability low to high; ties: newest first.
-SORTS: dict[str, tuple[str, tuple]] = {
-    "newest": ("Newest first", (F("created_at").desc(), F("id").desc())),
-    "oldest": ("Oldest first", (F("created_at").asc(), F("id").asc())),
-    "malignant": (
-        "Most suspicious first",
-        (F("prediction_malignant_probability").desc(nulls_last=True), F("created_at").desc(), F("id").desc()),
-    ),
-    "confidence": (
-        "Least confident first",
-        (F("prediction_top_probability").asc(nulls_last=True), F("created_at").desc(), F("id").desc()),
-    ),
-}
+
+def sort_orders(reading: str = "prediction_") -> dict[str, tuple[str, tuple]]:
+    """Sort keys offered on the history page and the API's lists: (label, ordering).
+
+    "Most suspicious" is the malignancy score high to low, "least confident" the top
+    class's probability low to high; ties: newest first. `reading` prefixes the
+    reading's fields: "prediction_" on images annotated by annotate_latest_prediction(),
+    "" on predictions themselves.
+    """
+    newest = (F("created_at").desc(), F("id").desc())
+    return {
+        "newest": ("Newest first", newest),
+        "oldest": ("Oldest first", (F("created_at").asc(), F("id").asc())),
+        "malignant": ("Most suspicious first", (F(f"{reading}malignant_probability").desc(nulls_last=True), *newest)),
+        "confidence": ("Least confident first", (F(f"{reading}top_probability").asc(nulls_last=True), *newest)),
+    }
+
+
+SORTS = sort_orders()
 DEFAULT_SORT = "newest"
 
 # The latest prediction's fields that the history shows, filters on and exports.
@@ -42,15 +47,36 @@ _LATEST_FIELDS = {
 }
 
 
+def annotate_latest_prediction(images: QuerySet[LesionImage]) -> QuerySet[LesionImage]:
+    """Each image annotated with its latest prediction's fields, named prediction_<field>.
+
+    The latest prediction is the one an image's history row, its API entry and their
+    filters speak of (an image re-run with another version has several).
+    """
+    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
+    annotations = {name: Subquery(latest.values(field)[:1]) for name, field in _LATEST_FIELDS.items()}
+    return images.annotate(**annotations)
+
+
 def own_images(user) -> QuerySet[LesionImage]:
     """The user's own images, each annotated with its latest prediction.
 
     Admins too see only their own here: history is a clinician's record of their
     uploads, not the whole site's (the admin lists everything).
     """
-    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
-    annotations = {name: Subquery(latest.values(field)[:1]) for name, field in _LATEST_FIELDS.items()}
-    return LesionImage.objects.filter(owner=user).annotate(**annotations)
+    return annotate_latest_prediction(LesionImage.objects.filter(owner=user))
+
+
+def has_reading(reading: str = "prediction_") -> Q:
+    """Rows whose prediction is a reading: an out-of-distribution picture has none.
+
+    Such a prediction matches no class and neither value of the malignancy flag.
+    `reading` prefixes the fields as in sort_orders(). Spelled out for NULL (no
+    prediction yet, or none made): excluding `is_out_of_distribution=True` on an
+    annotation would drop those rows too.
+    """
+    flag = f"{reading}is_out_of_distribution"
+    return Q(**{f"{flag}__isnull": True}) | Q(**{flag: False})
 
 
 def apply_filters(images: QuerySet[LesionImage], wanted: dict[str, Any]) -> QuerySet[LesionImage]:
@@ -58,9 +84,7 @@ def apply_filters(images: QuerySet[LesionImage], wanted: dict[str, Any]) -> Quer
     if wanted.get("q"):
         images = images.filter(Q(original_filename__icontains=wanted["q"]) | Q(clinician_note__icontains=wanted["q"]))
     if wanted.get("top_class"):
-        # An out-of-distribution picture has no reading, so no class to match (Prediction.has_reading).
-        in_distribution = Q(prediction_is_out_of_distribution=False) | Q(prediction_is_out_of_distribution=None)
-        images = images.filter(in_distribution, prediction_top_class=wanted["top_class"])
+        images = images.filter(has_reading(), prediction_top_class=wanted["top_class"])
     if wanted.get("malignant") in ("yes", "no"):
         images = images.filter(prediction_is_malignant=wanted["malignant"] == "yes")
     if wanted.get("status"):

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from classifier.png import encode_rgb_png
+from classifier.thumbnails import make_thumbnail
 
 # The only Pillow plugins that ever parse an upload: naming them in Image.open()
 # keeps every other decoder (and its bugs) away from untrusted bytes. MPO, the
@@ -83,6 +84,7 @@ class CleanImage:
     width: int
     height: int
     source_format: str  # Pillow's name for the upload's format, e.g. "JPEG"
+    thumbnail: bytes  # the small WebP that lists show (classifier.thumbnails)
 
 
 def clean_upload(
@@ -113,6 +115,7 @@ def clean_upload(
         width=rgb.width,
         height=rgb.height,
         source_format=source_format,
+        thumbnail=make_thumbnail(rgb),  # from the decoded pixels, not by decoding the PNG again
     )
 
 

@@ -14,6 +14,7 @@ from django.db import transaction
 
 from classifier.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
 from classifier.models import BatchEntry, LesionImage, ModelVersion, Prediction, UploadBatch, image_upload_path
+from classifier.thumbnails import store_thumbnail
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,9 @@ def _add_entries(batch: UploadBatch, stored: list[StoredUpload], known: set[str]
 
 
 def _write_file(image: LesionImage, clean: CleanImage, written: list[str]) -> str:
+    thumbnail = store_thumbnail(image.sha256, clean.thumbnail)
+    if thumbnail is not None:  # None: identical pixels already have one
+        written.append(thumbnail)
     name = image_upload_path(image, "")
     if default_storage.exists(name):
         # Content-addressed: another owner's identical upload already wrote these pixels.

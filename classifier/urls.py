@@ -16,4 +16,5 @@ urlpatterns = [
     path("history/export.csv", views.history_export, name="history-export"),
     path("images/<int:pk>/note/", views.image_note, name="image-note"),
     path("images/<int:pk>/file/", views.image_file, name="image-file"),
+    path("images/<int:pk>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),
 ]

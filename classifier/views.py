@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from classifier import history as history_query
+from classifier import thumbnails
 from classifier.forms import NOTE_MAX_LENGTH, ClinicianNoteForm, HistoryFilterForm, UploadForm
 from classifier.models import LesionImage, Prediction
 from classifier.scoping import visible_batches, visible_images, visible_predictions
@@ -193,7 +200,45 @@ def image_note(request, pk: int):
     return render(request, "classifier/note.html", context, status=status)
 
 
-@login_required
+def login_or_token_required(view):
+    """Browsers use their session (none: the login page); REST clients send `Authorization: Token <key>`.
+
+    A token that is wrong or revoked gets 401, never a redirect to a login page a
+    REST client cannot use. Another scheme in the header (e.g. a proxy's Basic
+    credentials) is not a token: the session decides, as on any page.
+    """
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            found = TokenAuthentication().authenticate(request)
+        except AuthenticationFailed as exc:
+            response = JsonResponse({"detail": str(exc.detail)}, status=401)
+            response["WWW-Authenticate"] = TokenAuthentication.keyword
+            return response
+        if found is None:
+            return login_required(view)(request, *args, **kwargs)
+        request.user = found[0]
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+# Stored pixels never change, so the browser may keep them for a while. `private`
+# keeps shared caches out (patient data); Vary makes the browser ask again once its
+# session cookie changes (logout, another user), rather than show what it kept.
+STORED_FILE_MAX_AGE = 3600
+
+
+def _private_file(handle, content_type: str) -> FileResponse:
+    response = FileResponse(handle, content_type=content_type)
+    response["Cache-Control"] = f"private, max-age={STORED_FILE_MAX_AGE}"
+    response["X-Content-Type-Options"] = "nosniff"
+    patch_vary_headers(response, ("Cookie", "Authorization"))
+    return response
+
+
+@login_or_token_required
 @require_GET
 def image_file(request, pk: int):
     """The stored image, to its owner and admins only: uploads have no public URL."""
@@ -202,7 +247,16 @@ def image_file(request, pk: int):
         handle = image.file.open("rb")
     except FileNotFoundError:
         raise Http404("The stored image is missing.") from None
-    response = FileResponse(handle, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return _private_file(handle, "image/png")
+
+
+@login_or_token_required
+@require_GET
+def image_thumbnail(request, pk: int):
+    """The image's small preview for lists, to whoever may see the image; made now if it has none yet."""
+    image = get_object_or_404(visible_images(request.user), pk=pk)
+    try:
+        handle = default_storage.open(thumbnails.ensure_thumbnail(image), "rb")
+    except FileNotFoundError:
+        raise Http404("The stored image is missing.") from None
+    return _private_file(handle, thumbnails.CONTENT_TYPE)

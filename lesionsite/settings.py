@@ -236,6 +236,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Named once, so a choice set keeps its name wherever it appears: without this,
+    # two choice sets on fields called "status" get names made from a hash (StatusD4fEnum).
+    "ENUM_NAME_OVERRIDES": {
+        "PredictionStatusEnum": "classifier.models.Prediction.Status",
+        "TrainingJobStatusEnum": "classifier.models.TrainingJob.Status",
+        "StartFromEnum": "classifier.models.TrainingJob.StartFrom",
+        "DiagnosisEnum": "classifier.models.CLASS_CHOICES",
+        "DiagnosisMethodEnum": "classifier.models.METHOD_CHOICES",
+        "SexEnum": "classifier.models.SEX_CHOICES",
+        "SiteEnum": "classifier.models.SITE_CHOICES",
+    },
 }
 
 # LOG_FORMAT=json: one JSON object per line, with prediction_id / task_id / job_id fields.

@@ -85,7 +85,7 @@ def test_the_bulk_label_admin_action_asks_then_labels(admin_client, owner):
 def test_the_admin_image_list_shows_thumbnails_predictions_and_label_status(admin_client, owner):
     make_prediction(owner, status="done", top_class="mel")
     page = admin_client.get("/admin/classifier/lesionimage/").content.decode()
-    assert "/file/" in page and "Melanoma (70%)" in page and "unlabelled" in page
+    assert "/thumbnail/" in page and "Melanoma (70%)" in page and "unlabelled" in page
 
 
 def test_the_labelling_queue_lists_unlabelled_images_least_certain_first(owner, admin_user, admin_client):

@@ -167,7 +167,7 @@ def test_the_batch_page_has_thumbnails_a_progress_bar_and_its_own_script(owner_w
 
     page = owner_web.get(f"/batches/{batch.pk}/").content.decode()
 
-    assert f'src="/images/{done.image_id}/file/"' in page
+    assert f'src="/images/{done.image_id}/thumbnail/"' in page
     assert re.search(r'<progress id="batch-progress" max="2" value="1"', page)
     assert re.search(r'<p id="batch-count" role="status" aria-live="polite">1 of 2 classified.</p>', page)
     assert f'data-status-url="/api/v1/predictions/?batch={batch.pk}&amp;page_size=500"' in page

@@ -7,6 +7,7 @@ import struct
 import zlib
 
 import pytest
+from django.conf import settings
 from PIL import Image
 
 from classifier.models import LesionImage, Prediction, UploadBatch
@@ -94,7 +95,8 @@ def test_another_owner_uploading_the_same_bytes_gets_their_own_image(owner_api, 
 
     assert response.status_code == 201
     assert LesionImage.objects.count() == 2
-    assert len(media_files()) == 1  # content-addressed: the pixels are stored once
+    # Content-addressed: the pixels and their thumbnail are stored once.
+    assert sorted(path.relative_to(settings.MEDIA_ROOT).parts[0] for path in media_files()) == ["images", "thumbs"]
 
 
 def test_it_strips_exif_and_gps_from_what_it_stores(owner_api):

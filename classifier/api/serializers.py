@@ -143,6 +143,7 @@ class PredictionSerializer(serializers.ModelSerializer):
 class ImageSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:image-detail")
     file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 
     class Meta:
@@ -164,12 +165,18 @@ class ImageSerializer(serializers.ModelSerializer):
             "diagnosis_method",
             "clinician_note",
             "file_url",
+            "thumbnail_url",
             "prediction",
         ]
         read_only_fields = fields
 
     def get_file_url(self, image: LesionImage) -> str:
+        """The stored image at full resolution (PNG); send the same Authorization header."""
         return self.context["request"].build_absolute_uri(reverse("classifier:image-file", args=[image.pk]))
+
+    def get_thumbnail_url(self, image: LesionImage) -> str:
+        """A small preview (WebP, longest side 256 px) for lists; send the same Authorization header."""
+        return self.context["request"].build_absolute_uri(reverse("classifier:image-thumbnail", args=[image.pk]))
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, image: LesionImage) -> dict | None:

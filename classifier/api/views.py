@@ -7,7 +7,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from classifier.api.filters import PredictionFilter
+from classifier.api.filters import ImageFilter, PredictionFilter
 from classifier.api.serializers import (
     ImageSerializer,
     LabelledImageSerializer,
@@ -20,20 +20,28 @@ from classifier.api.serializers import (
     UploadSerializer,
 )
 from classifier.api.throttling import UploadRateThrottle
-from classifier.models import ModelVersion, TrainingJob
+from classifier.history import annotate_latest_prediction
+from classifier.models import LesionImage, ModelVersion, Prediction, TrainingJob
 from classifier.scoping import visible_images, visible_predictions
 from classifier.training_jobs import JobConflict, start_training_job
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 
 
 class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Your uploaded images, newest first. POST uploads one or more images for classification."""
+    """Your uploaded images, newest first. POST uploads one or more images for classification.
+
+    The list's `status`, `top_class`, `is_malignant` and `is_out_of_distribution` are those of each
+    image's latest prediction.
+    """
 
     serializer_class = ImageSerializer
     parser_classes = [MultiPartParser, FormParser]
+    filterset_class = ImageFilter
 
     def get_queryset(self):
-        return visible_images(self.request.user).select_related("batch")
+        if getattr(self, "swagger_fake_view", False):  # the schema is built without a user
+            return LesionImage.objects.none()
+        return annotate_latest_prediction(visible_images(self.request.user)).select_related("batch")
 
     def get_throttles(self):
         return [UploadRateThrottle()] if self.action == "create" else super().get_throttles()
@@ -102,12 +110,14 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Predictions on your images, newest first; filter by `status`, `top_class`, `batch`, `image`."""
+    """Predictions on your images, newest first; filter by `batch`, `image`, the reading, dates, a search."""
 
     serializer_class = PredictionSerializer
     filterset_class = PredictionFilter
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema is built without a user
+            return Prediction.objects.none()
         return visible_predictions(self.request.user)
 
 
