@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from classifier.labelling import label_images, labelling_queue, with_latest_prediction
+from classifier.labelling import QUEUE_ORDER, label_images, labelling_queue, with_latest_prediction
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
@@ -126,7 +126,9 @@ class LabellingQueueAdmin(LesionImageAdmin):
         return labelling_queue(UnlabelledImage.objects.select_related("owner"))
 
     def get_ordering(self, request):
-        return []  # keep the queue's own order
+        # The changelist replaces a queryset's order with this one (the model's
+        # newest-first when it is empty), so the queue's order must be given here.
+        return list(QUEUE_ORDER)
 
     def has_add_permission(self, request):
         return False

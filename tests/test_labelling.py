@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+
 import pandas as pd
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from classifier.labelling import label_images, labelling_queue
 from classifier.models import LesionImage
@@ -97,7 +101,28 @@ def test_the_labelling_queue_lists_unlabelled_images_least_certain_first(owner, 
     labelled.set_label("nv", "histo", "", admin_user)
 
     assert list(labelling_queue()) == [unsure, middling, sure, not_yet]
-    assert admin_client.get("/admin/classifier/unlabelledimage/").status_code == 200
+
+
+def rows_of(page: str) -> list[int]:
+    """The image ids of a changelist's rows, top to bottom."""
+    return [int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', page)]
+
+
+def test_the_labelling_queue_page_shows_the_least_certain_image_on_top(owner, admin_user, admin_client):
+    # Made oldest first, so "newest first" would list them in the opposite order.
+    not_yet = make_prediction(owner, status="queued").image
+    sure = make_prediction(owner, status="done", top_class="vasc", top_probability=0.96).image
+    unsure = make_prediction(owner, status="done", top_probability=0.31).image
+    middling = make_prediction(owner, status="done", top_probability=0.70).image
+    # The latest finished reading counts: this one was sure once, is unsure now.
+    hour_ago = timezone.now() - datetime.timedelta(hours=1)
+    now_unsure = make_prediction(owner, status="done", top_probability=0.99, finished_at=hour_ago).image
+    make_prediction(owner, status="done", top_probability=0.45, image=now_unsure, finished_at=timezone.now())
+
+    response = admin_client.get("/admin/classifier/unlabelledimage/")
+
+    assert response.status_code == 200
+    assert rows_of(response.content.decode()) == [unsure.pk, now_unsure.pk, middling.pk, sure.pk, not_yet.pk]
 
 
 def test_importing_a_labelled_dataset_is_idempotent(tmp_path, capsys):
