@@ -29,8 +29,10 @@ from training.classes import FULL_NAMES
 
 
 class LabelForm(forms.Form):
-    diagnosis = forms.ChoiceField(choices=CLASS_CHOICES)
-    method = forms.ChoiceField(choices=METHOD_CHOICES, label="Confirmed by")
+    # A blank first choice, required: nothing is pre-selected, so one click cannot
+    # label a whole selection with whatever happened to be listed first.
+    diagnosis = forms.ChoiceField(choices=[("", "— choose the confirmed diagnosis —"), *CLASS_CHOICES])
+    method = forms.ChoiceField(choices=[("", "— choose how it was confirmed —"), *METHOD_CHOICES], label="Confirmed by")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
@@ -104,7 +106,9 @@ class LesionImageAdmin(admin.ModelAdmin):
             )
             self.message_user(request, f"Labelled {count} images.", messages.SUCCESS)
             return None
-        context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": "Label images"}
+        count = queryset.count()
+        title = f"Label {count} image{'' if count == 1 else 's'}"
+        context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": title}
         return TemplateResponse(request, "admin/classifier/label_images.html", context)
 
     @admin.action(description="Re-run the selected images with the active model version")

@@ -86,6 +86,35 @@ def test_the_bulk_label_admin_action_asks_then_labels(admin_client, owner):
     assert LesionImage.objects.filter(diagnosis="df").count() == 2
 
 
+def test_the_bulk_label_form_preselects_no_diagnosis_or_method_and_names_its_count(admin_client, owner):
+    selected = [str(make_image(owner).pk) for _ in range(3)]
+
+    page = admin_client.post(
+        "/admin/classifier/lesionimage/", {"action": "label_selected", "_selected_action": selected}
+    ).content.decode()
+
+    for name in ("diagnosis", "method"):
+        select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', page, re.S)
+        assert select and "required" in select.group(0), name
+        options = re.findall(r"<option[^>]*>", select.group(1))
+        assert options[0] == '<option value="" selected>', (name, options[0])
+        assert sum("selected" in option for option in options) == 1, name
+    assert re.search(r'<input type="submit" value="Label 3 images"', page)
+    assert page.count("<h1>") == 1
+
+
+def test_the_bulk_label_form_labels_nothing_without_a_diagnosis(admin_client, owner):
+    selected = [str(make_image(owner).pk) for _ in range(2)]
+
+    response = admin_client.post(
+        "/admin/classifier/lesionimage/",
+        {"action": "label_selected", "_selected_action": selected, "apply": "1", "diagnosis": "", "method": "histo"},
+    )
+
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
+    assert LesionImage.objects.exclude(diagnosis="").count() == 0
+
+
 def test_the_admin_image_list_shows_thumbnails_predictions_and_label_status(admin_client, owner):
     make_prediction(owner, status="done", top_class="mel")
     page = admin_client.get("/admin/classifier/lesionimage/").content.decode()
