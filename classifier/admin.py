@@ -312,16 +312,16 @@ class ModelVersionAdmin(AdminTables):
 
     @admin.display(description="Held-out (test) figures")
     def test_figures(self, version):
-        return self._figures(self._test(version))
+        return self._figures(self._test(version), INTERVALS_HELP)
 
     @admin.display(description="Validation figures")
     def validation_figures(self, version):
-        return self._figures(version.metrics.get("val") or {})
+        return self._figures(version.metrics.get("val") or {}, "Where the temperature and the threshold were chosen.")
 
-    def _figures(self, metrics: dict):
+    def _figures(self, metrics: dict, help_text: str):
         if not metrics:
             return "—"
-        context = {"figures": figures_of(metrics), "help": INTERVALS_HELP}
+        context = {"figures": figures_of(metrics), "help": help_text}
         return render_to_string("admin/classifier/includes/figures.html", context)
 
     @admin.display(description="Quality gate")
@@ -497,6 +497,9 @@ class PredictionAdmin(AdminTables):
               "inference_time"]  # fmt: skip
     readonly_fields = fields
     actions = ["rerun_selected"]
+
+    def has_add_permission(self, request):
+        return False  # predictions are made by the workers: upload an image or re-run one
 
     @admin.display(description="Confidence", ordering="top_probability")
     def confidence(self, prediction):
