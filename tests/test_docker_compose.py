@@ -82,3 +82,6 @@ def test_versions_trained_on_the_site_live_in_a_volume_the_trainer_writes_and_th
     for name in ("worker", "web"):  # web: its health check looks at the active version's model file
         assert services[name]["environment"]["TRAINED_MODEL_ROOT"] == root, name
         assert mounts(services[name]).get(root) == volume, name
+    # A fresh named volume copies the image's folder there, owner included: the trainer must be able to write it.
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert f"mkdir -p /data/media {root} " in dockerfile and "chown -R lesionsite /data " in dockerfile
