@@ -6,17 +6,22 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from classifier.labelling import label_images, labelling_queue, with_latest_prediction
+from classifier.intervals import card_intervals
+from classifier.labelling import QUEUE_ORDER, label_images, labelling_queue, with_latest_prediction
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
+    ActivationNeedsConfirmation,
     LesionImage,
+    ModelActivation,
     ModelVersion,
     Prediction,
     TrainingJob,
@@ -24,25 +29,65 @@ from classifier.models import (
     UploadBatch,
 )
 from classifier.reruns import images_of, rerun_predictions
+from classifier.training_data import PART_NAMES, PARTS, labelled_counts, minimum_per_class
 from classifier.training_jobs import JobConflict, start_training_job
-from training.classes import FULL_NAMES
+from training.classes import CLASSES, FULL_NAMES
 
 
 class LabelForm(forms.Form):
-    diagnosis = forms.ChoiceField(choices=CLASS_CHOICES)
-    method = forms.ChoiceField(choices=METHOD_CHOICES, label="Confirmed by")
+    # A blank first choice, required: nothing is pre-selected, so one click cannot
+    # label a whole selection with whatever happened to be listed first.
+    diagnosis = forms.ChoiceField(choices=[("", "— choose the confirmed diagnosis —"), *CLASS_CHOICES])
+    method = forms.ChoiceField(choices=[("", "— choose how it was confirmed —"), *METHOD_CHOICES], label="Confirmed by")
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
+def fraction(value: float | None) -> str:
+    """0.961390495300293 → '96.1 %'."""
+    return "—" if value is None else f"{value:.1%}".replace("%", " %")
+
+
+def number(value: float | None) -> str:
+    """0.961390495300293 → '0.961'."""
+    return "—" if value is None else f"{value:.3f}"
+
+
+def with_interval(value: float | None, interval: tuple[float, float] | None) -> str:
+    """'0.696 (0.646–0.746)': the figure and its 95 % confidence interval."""
+    if value is None:
+        return "—"
+    return number(value) if interval is None else f"{number(value)} ({interval[0]:.3f}–{interval[1]:.3f})"
+
+
+class AdminTables(admin.ModelAdmin):
+    """Every admin page here: names and file names are never broken at their hyphens."""
+
+    class Media:
+        css = {"all": ["admin-tables.css"]}
+
+
 class PredictionInline(admin.TabularInline):
+    """An image's readings, read-only: predictions are made by the workers, never added here."""
+
     model = Prediction
     extra = 0
-    fields = ["status", "top_class", "top_probability", "malignant_probability", "model_version", "created_at"]
+    fields = ["status", "top_class", "confidence", "malignancy_score", "model_version", "created_at"]
     readonly_fields = fields
     can_delete = False
 
+    def has_add_permission(self, request, obj=None):
+        return False  # no "Add another Prediction": re-run the image instead
 
-class LesionImageAdmin(admin.ModelAdmin):
+    @admin.display(description="Confidence")
+    def confidence(self, prediction):
+        return fraction(prediction.top_probability)
+
+    @admin.display(description="Malignancy score")
+    def malignancy_score(self, prediction):
+        return number(prediction.malignant_probability)
+
+
+class LesionImageAdmin(AdminTables):
     list_display = ["thumbnail", "__str__", "owner", "predicted", "label_status", "created_at"]
     list_filter = ["diagnosis", "diagnosis_method", "created_at"]
     search_fields = ["original_filename", "sha256", "owner__username", "lesion_id"]
@@ -104,7 +149,9 @@ class LesionImageAdmin(admin.ModelAdmin):
             )
             self.message_user(request, f"Labelled {count} images.", messages.SUCCESS)
             return None
-        context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": "Label images"}
+        count = queryset.count()
+        title = f"Label {count} image{'' if count == 1 else 's'}"
+        context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": title}
         return TemplateResponse(request, "admin/classifier/label_images.html", context)
 
     @admin.action(description="Re-run the selected images with the active model version")
@@ -126,48 +173,161 @@ class LabellingQueueAdmin(LesionImageAdmin):
         return labelling_queue(UnlabelledImage.objects.select_related("owner"))
 
     def get_ordering(self, request):
-        return []  # keep the queue's own order
+        # The changelist replaces a queryset's order with this one (the model's
+        # newest-first when it is empty), so the queue's order must be given here.
+        return list(QUEUE_ORDER)
 
     def has_add_permission(self, request):
         return False
 
 
-@admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    """Versions side by side by their held-out metrics; activating one (or rolling back) is one click."""
+INTERVALS_HELP = (
+    "Figures on each version's held-out test images, with their 95 % confidence intervals in brackets: "
+    "Wilson score intervals for recalls (melanoma recall, each class's recall), and for balanced accuracy "
+    "a normal approximation of the mean of the per-class recalls. A version's training job compared it with "
+    "the version active then on the same images; shipped versions were measured on HAM10000's test split."
+)
 
-    list_display = ["name", "is_active", "balanced_accuracy", "macro_f1", "melanoma_recall", "calibration_error",
+
+def figures_of(metrics: dict) -> dict:
+    """One split's metrics as the figures table shows them: headline rows and one row per class."""
+    intervals = card_intervals(metrics)
+    per_class = metrics.get("per_class") or {}
+    headline = [
+        ("Balanced accuracy", with_interval(metrics.get("balanced_accuracy"), intervals["balanced_accuracy"])),
+        ("Macro F1", number(metrics.get("macro_f1"))),
+        ("Accuracy", number(metrics.get("accuracy"))),
+        (
+            "Melanoma recall at the threshold",
+            with_interval(metrics.get("melanoma_recall_at_threshold"), intervals["melanoma_recall_at_threshold"]),
+        ),
+        ("Malignant sensitivity at the threshold", number(metrics.get("malignant_sensitivity_at_threshold"))),
+        ("Malignant specificity at the threshold", number(metrics.get("malignant_specificity_at_threshold"))),
+        ("Malignancy threshold", number(metrics.get("malignant_threshold"))),
+        ("Expected calibration error", number(metrics.get("ece"))),
+    ]
+    classes = [
+        (code, FULL_NAMES.get(code, code), stats.get("support"),
+         with_interval(stats.get("recall"), intervals.get(f"recall_{code}")), number(stats.get("precision")))
+        for code, stats in per_class.items()
+    ]  # fmt: skip
+    return {"n_images": metrics.get("n_images"), "headline": headline, "classes": classes}
+
+
+def gate_table(gate: dict | None, job: TrainingJob | None = None) -> str:
+    """The quality gate's decision as a table: each check, whether it passed, the figures."""
+    if not gate:
+        return render_to_string("admin/classifier/includes/gate.html", {"never_gated": True})
+    checks = gate.get("checks")
+    if checks is None:  # decisions recorded before the gate named its checks
+        checks = [{"name": "", "result": "", "detail": reason} for reason in gate.get("reasons", [])]
+    if gate.get("refused"):
+        verdict = "refused to judge: too few images of some class"
+    else:
+        verdict = "passed" if gate.get("passed") else "not passed"
+    activated = gate.get("activated")
+    context = {"checks": checks, "verdict": verdict, "activated": activated, "job": job}
+    return render_to_string("admin/classifier/includes/gate.html", context)
+
+
+def gate_status(gate: dict | None) -> str:
+    if not gate:
+        return "never gated"
+    if gate.get("refused"):
+        return "refused to judge"
+    return "passed" if gate.get("passed") else "failed"
+
+
+class ModelActivationInline(admin.TabularInline):
+    """Every time this version was put in service: who, when, how, and any gate it overrode."""
+
+    model = ModelActivation
+    fk_name = "version"
+    extra = 0
+    fields = ["activated_at", "activated_by", "via", "replaced", "overrode_gate", "reasons_list"]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "activations"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Reasons")
+    def reasons_list(self, activation):
+        if not activation.reasons:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((reason,) for reason in activation.reasons))
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(AdminTables):
+    """Versions side by side by their held-out figures; activating one (or rolling back) is one click,
+    with a confirmation page when the quality gate did not pass it."""
+
+    list_display = ["name", "gate_result", "balanced_accuracy", "melanoma_recall", "macro_f1", "calibration_error",
                     "held_out_images", "malignant_threshold", "registered_at", "activate_button"]  # fmt: skip
-    readonly_fields = ["name", "directory", "card", "malignant_threshold", "is_active", "registered_at", "activated_at"]
+    fields = ["name", "is_active", "root", "folder", "malignant_threshold", "registered_at", "activated_at",
+              "test_figures", "validation_figures", "gate"]  # fmt: skip
+    readonly_fields = fields
+    inlines = [ModelActivationInline]
 
     def has_add_permission(self, request):
-        return False  # versions come from MODEL_ROOT and from training jobs
+        return False  # versions come from MODEL_ROOT, TRAINED_MODEL_ROOT and training jobs
 
     def _test(self, version) -> dict:
         return version.metrics.get("test") or {}
 
-    def _number(self, value):
-        return "—" if value is None else f"{value:.3f}"
+    @admin.display(description="Quality gate")
+    def gate_result(self, version):
+        job = version.gated_by()
+        return gate_status(job.gate if job else None)
 
-    @admin.display(description="Balanced acc.")
+    @admin.display(description="Balanced acc. (95 % CI)")
     def balanced_accuracy(self, version):
-        return self._number(self._test(version).get("balanced_accuracy"))
+        test = self._test(version)
+        return with_interval(test.get("balanced_accuracy"), card_intervals(test)["balanced_accuracy"])
+
+    @admin.display(description="Melanoma recall (95 % CI)")
+    def melanoma_recall(self, version):
+        test = self._test(version)
+        key = "melanoma_recall_at_threshold"
+        return with_interval(test.get(key), card_intervals(test)[key])
 
     @admin.display(description="Macro F1")
     def macro_f1(self, version):
-        return self._number(self._test(version).get("macro_f1"))
-
-    @admin.display(description="Melanoma recall")
-    def melanoma_recall(self, version):
-        return self._number(self._test(version).get("melanoma_recall_at_threshold"))
+        return number(self._test(version).get("macro_f1"))
 
     @admin.display(description="ECE")
     def calibration_error(self, version):
-        return self._number(self._test(version).get("ece"))
+        return number(self._test(version).get("ece"))
 
-    @admin.display(description="Test images")
+    @admin.display(description="Held-out images")
     def held_out_images(self, version):
-        return self._test(version).get("n_images", "—")
+        test = self._test(version)
+        per_class = test.get("per_class") or {}
+        if not per_class:
+            return test.get("n_images", "—")
+        counts = ", ".join(f"{stats.get('support', 0)} {code}" for code, stats in per_class.items())
+        return format_html('{}<br><span class="per-class">{}</span>', test.get("n_images", "—"), counts)
+
+    @admin.display(description="Held-out (test) figures")
+    def test_figures(self, version):
+        return self._figures(self._test(version), INTERVALS_HELP)
+
+    @admin.display(description="Validation figures")
+    def validation_figures(self, version):
+        return self._figures(version.metrics.get("val") or {}, "Where the temperature and the threshold were chosen.")
+
+    def _figures(self, metrics: dict, help_text: str):
+        if not metrics:
+            return "—"
+        context = {"figures": figures_of(metrics), "help": help_text}
+        return render_to_string("admin/classifier/includes/figures.html", context)
+
+    @admin.display(description="Quality gate")
+    def gate(self, version):
+        job = version.gated_by()
+        return gate_table(job.gate if job else None, job)
 
     @admin.display(description="")
     def activate_button(self, version):
@@ -178,14 +338,31 @@ class ModelVersionAdmin(admin.ModelAdmin):
             '<button type="submit" form="activate-version" formaction="{}" class="button">Activate</button>', url
         )
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "intervals_help": INTERVALS_HELP})
+
     def get_urls(self):
         activate = self.admin_site.admin_view(require_POST(self.activate_view))
         return [path("<int:pk>/activate/", activate, name="classifier_modelversion_activate"), *super().get_urls()]
 
     def activate_view(self, request, pk: int):
+        """Activate at once, or first show why the gate did not pass it and ask (confirm=yes)."""
         version = get_object_or_404(ModelVersion, pk=pk)
-        version.activate()
-        self.message_user(request, f"{version.name} now serves new predictions.", messages.SUCCESS)
+        confirmed = request.POST.get("confirm") == "yes"
+        try:
+            version.activate_confirmed(request.user, via=ModelActivation.Via.ADMIN, confirmed=confirmed)
+        except ActivationNeedsConfirmation as exc:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Activate {version.name}?",
+                "version": version,
+                "reasons": exc.reasons,
+                "active": ModelVersion.active(),
+                "opts": ModelVersion._meta,
+            }
+            return TemplateResponse(request, "admin/classifier/modelversion/confirm_activation.html", context)
+        overrode = " (the quality gate's objections were overridden and recorded)" if confirmed else ""
+        self.message_user(request, f"{version.name} now serves new predictions{overrode}.", messages.SUCCESS)
         return redirect("admin:classifier_modelversion_changelist")
 
 
@@ -193,13 +370,24 @@ class StartJobForm(forms.Form):
     start_from = forms.ChoiceField(choices=TrainingJob.StartFrom.choices, initial=TrainingJob.StartFrom.ACTIVE)
     epochs = forms.IntegerField(min_value=1, max_value=settings.TRAINING_MAX_EPOCHS, initial=10)
 
+    def __init__(self, *args, active: ModelVersion | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        name = active.name if active else "none is active"
+        self.fields["start_from"].choices = [
+            (TrainingJob.StartFrom.ACTIVE, f"{TrainingJob.StartFrom.ACTIVE.label} ({name})"),
+            (TrainingJob.StartFrom.IMAGENET, TrainingJob.StartFrom.IMAGENET.label),
+        ]
+
 
 @admin.register(TrainingJob)
-class TrainingJobAdmin(admin.ModelAdmin):
+class TrainingJobAdmin(AdminTables):
     list_display = ["__str__", "status", "progress_bar", "epoch", "requested_by", "result_version", "gate_result",
                     "created_at", "finished_at"]  # fmt: skip
     list_filter = ["status"]
-    readonly_fields = [field.name for field in TrainingJob._meta.fields]
+    fields = ["status", "start_from", "epochs", "epoch", "progress_bar", "requested_by", "base_version",
+              "result_version", "figures", "gate_decision", "error", "log_tail", "cancel_requested", "task_id",
+              "created_at", "started_at", "finished_at"]  # fmt: skip
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False  # started from the "Start a retraining job" page, which validates and enqueues
@@ -212,7 +400,42 @@ class TrainingJobAdmin(admin.ModelAdmin):
     def gate_result(self, job):
         if not job.gate:
             return "—"
-        return "passed, activated" if job.gate.get("activated") else "not passed: candidate"
+        if job.gate.get("activated"):
+            return "passed, activated"
+        return "refused to judge: candidate" if job.gate.get("refused") else "not passed: candidate"
+
+    @admin.display(description="Quality gate")
+    def gate_decision(self, job):
+        return gate_table(job.gate) if job.gate else "—"
+
+    @admin.display(description="Metrics")
+    def figures(self, job):
+        metrics = job.metrics or {}
+        history = metrics.get("history") or []
+        columns = [key for key in ("epoch", "loss", "val_loss", "val_balanced_accuracy", "seconds")
+                   if any(key in entry for entry in history)]  # fmt: skip
+        epochs = [
+            [entry.get(key) if key == "epoch" else self._cell(entry.get(key)) for key in columns] for entry in history
+        ]
+        test, incumbent = metrics.get("test"), metrics.get("incumbent_test")
+        compared = []
+        if test:
+            keys = [("n_images", "Held-out images"), ("balanced_accuracy", "Balanced accuracy"),
+                    ("macro_f1", "Macro F1"), ("melanoma_recall_at_threshold", "Melanoma recall at the threshold"),
+                    ("accuracy", "Accuracy")]  # fmt: skip
+            compared = [
+                (label, self._cell(test.get(key)), self._cell((incumbent or {}).get(key)) if incumbent else "—")
+                for key, label in keys
+            ]
+        if not epochs and not compared:
+            return "—"
+        context = {"columns": [column.replace("_", " ") for column in columns], "epochs": epochs,
+                   "compared": compared, "base": job.base_version}  # fmt: skip
+        return render_to_string("admin/classifier/includes/job_metrics.html", context)
+
+    @staticmethod
+    def _cell(value):
+        return value if isinstance(value, int) or value is None else number(value)
 
     def get_urls(self):
         start = self.admin_site.admin_view(self.start_view)
@@ -228,23 +451,32 @@ class TrainingJobAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def start_view(self, request):
-        form = StartJobForm(request.POST or None)
+        active = ModelVersion.active()
+        form = StartJobForm(request.POST or None, active=active)
         if request.method == "POST" and form.is_valid():
             try:
                 job = start_training_job(request.user, **form.cleaned_data)
             except JobConflict as exc:
                 self.message_user(request, str(exc), messages.ERROR)
+            except ValueError as exc:  # not enough labelled images (the job's own rule), no active version
+                form.add_error(None, str(exc))
             else:
                 self.message_user(request, f"Training job {job.pk} queued.", messages.SUCCESS)
                 return redirect("admin:classifier_trainingjob_change", job.pk)
+        counts, minimum = labelled_counts(), minimum_per_class()
         context = {
             **self.admin_site.each_context(request),
             "form": form,
             "title": "Start a retraining job",
-            "labelled": LesionImage.objects.exclude(diagnosis="").count(),
-            "active": ModelVersion.active(),
+            "labelled": sum(sum(per_class.values()) for per_class in counts.values()),
+            "counts": [
+                (code, [(counts[part][code], counts[part][code] < minimum[part]) for part in PARTS]) for code in CLASSES
+            ],
+            "parts": [(PART_NAMES[part], minimum[part]) for part in PARTS],
+            "active": active,
             "max_drop": settings.TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP,
             "min_mel_recall": settings.TRAINING_GATE_MIN_MELANOMA_RECALL,
+            "min_held_out": settings.TRAINING_GATE_MIN_HELD_OUT_PER_CLASS,
         }
         return TemplateResponse(request, "admin/classifier/start_training_job.html", context)
 
@@ -256,11 +488,51 @@ class TrainingJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
-    list_display = ["id", "image", "status", "top_class", "top_probability", "is_malignant", "model_version"]
+class PredictionAdmin(AdminTables):
+    list_display = ["id", "image", "status", "top_class", "confidence", "is_malignant", "model_version"]
     list_filter = ["status", "top_class", "is_malignant", "model_version"]
-    readonly_fields = [field.name for field in Prediction._meta.fields]
+    fields = ["image", "model_version", "status", "top_class", "confidence", "probabilities_table",
+              "malignancy_score", "is_malignant", "is_uncertain", "ood_score_display", "is_out_of_distribution",
+              "explanation_summary", "error", "task_id", "attempts", "created_at", "started_at", "finished_at",
+              "inference_time"]  # fmt: skip
+    readonly_fields = fields
     actions = ["rerun_selected"]
+
+    def has_add_permission(self, request):
+        return False  # predictions are made by the workers: upload an image or re-run one
+
+    @admin.display(description="Confidence", ordering="top_probability")
+    def confidence(self, prediction):
+        return fraction(prediction.top_probability)
+
+    @admin.display(description="Probabilities")
+    def probabilities_table(self, prediction):
+        if not prediction.probabilities:
+            return "—"
+        rows = sorted(prediction.probabilities.items(), key=lambda item: -item[1])
+        return render_to_string(
+            "admin/classifier/includes/probabilities.html",
+            {"rows": [(FULL_NAMES.get(code, code), code, fraction(p)) for code, p in rows]},
+        )
+
+    @admin.display(description="Malignancy score")
+    def malignancy_score(self, prediction):
+        return number(prediction.malignant_probability)
+
+    @admin.display(description="Out-of-distribution score")
+    def ood_score_display(self, prediction):
+        return number(prediction.ood_score)
+
+    @admin.display(description="Heatmap")
+    def explanation_summary(self, prediction):
+        grid = (prediction.explanation or {}).get("grid")
+        if not grid:
+            return "—"
+        return f"Grad-CAM of {prediction.explanation.get('class', '?')}, a {len(grid)}×{len(grid[0])} grid"
+
+    @admin.display(description="Inference time")
+    def inference_time(self, prediction):
+        return "—" if prediction.inference_ms is None else f"{prediction.inference_ms:.1f} ms per image"
 
     @admin.action(description="Re-run the selected predictions' images with the active model version")
     def rerun_selected(self, request, queryset):

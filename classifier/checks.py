@@ -12,17 +12,41 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, CardError, read_card
 
 @register()
 def check_model_root(app_configs=None, **kwargs) -> list:
-    root = Path(settings.MODEL_ROOT)
-    if not root.is_dir():
-        return [
+    """MODEL_ROOT holds the shipped versions; TRAINED_MODEL_ROOT, created by the first
+    training job, those trained on this site. Every version folder in either must be usable."""
+    root, trained = Path(settings.MODEL_ROOT), Path(settings.TRAINED_MODEL_ROOT)
+    problems, usable = [], 0
+    for folder in (root, trained):
+        folder_problems, folder_usable = _check_version_folders(folder)
+        problems += folder_problems
+        usable += folder_usable
+    if not root.is_dir() and usable == 0:
+        problems.insert(
+            0,
             Warning(
                 f"MODEL_ROOT {root} does not exist.",
                 hint="Set MODEL_ROOT to the folder holding <version>/model.keras and card.json. "
                 "Uploads will be accepted but their predictions fail with 'no active model'.",
                 id="classifier.W001",
+            ),
+        )
+    elif usable == 0 and not problems:
+        problems.append(
+            Warning(
+                f"MODEL_ROOT {root} holds no model version (nor does TRAINED_MODEL_ROOT {trained}).",
+                hint="Train one (see README) or point MODEL_ROOT at one. Predictions fail until then.",
+                id="classifier.W002",
             )
-        ]
+        )
+    return problems
+
+
+def _check_version_folders(root: Path) -> tuple[list, int]:
+    """Errors for the unusable version folders under root, and how many are usable."""
+    if not root.is_dir():
+        return [], 0
     problems = []
+    # A training job writes into a hidden .partial-<version> folder and renames it when complete.
     folders = [child for child in sorted(root.iterdir()) if child.is_dir() and not child.name.startswith((".", "_"))]
     usable = 0
     for folder in folders:
@@ -43,15 +67,7 @@ def check_model_root(app_configs=None, **kwargs) -> list:
             )
             continue
         usable += 1
-    if usable == 0 and not problems:
-        problems.append(
-            Warning(
-                f"MODEL_ROOT {root} holds no model version.",
-                hint="Train one (see README) or point MODEL_ROOT at one. Predictions fail until then.",
-                id="classifier.W002",
-            )
-        )
-    return problems
+    return problems, usable
 
 
 @register()

@@ -20,12 +20,15 @@ def with_latest_prediction(images: QuerySet[LesionImage]) -> QuerySet[LesionImag
     )
 
 
+# The labelling queue's order: the model's least sure reading first (a label helps most
+# there), images without a finished reading last, then newest first.
+QUEUE_ORDER = (F("predicted_confidence").asc(nulls_last=True), "-created_at")
+
+
 def labelling_queue(images: QuerySet[LesionImage] | None = None) -> QuerySet[LesionImage]:
     """Unlabelled images, the ones the model is least sure of first (no prediction yet: last)."""
     images = LesionImage.objects.all() if images is None else images
-    return with_latest_prediction(images.filter(diagnosis="")).order_by(
-        F("predicted_confidence").asc(nulls_last=True), "-created_at"
-    )
+    return with_latest_prediction(images.filter(diagnosis="")).order_by(*QUEUE_ORDER)
 
 
 def label_images(images: QuerySet[LesionImage], diagnosis: str, method: str, note: str, by) -> int:

@@ -74,10 +74,23 @@ class FlagFigures:
 
 
 class ModelVersion(models.Model):
-    """A trained model on disk under MODEL_ROOT, with its card. At most one is active."""
+    """A trained model on disk, with its card. At most one is active.
+
+    Shipped versions live under MODEL_ROOT (the repository's models/), versions trained
+    on this site under TRAINED_MODEL_ROOT (a data folder), so retraining never writes
+    into the checkout.
+    """
+
+    class Root(models.TextChoices):
+        MODELS = "models", "MODEL_ROOT (shipped versions)"
+        TRAINED = "trained", "TRAINED_MODEL_ROOT (trained on this site)"
 
     name = models.CharField(max_length=100, unique=True, help_text="The card's version.")
-    directory = models.CharField(max_length=255, help_text="Folder under MODEL_ROOT.")
+    directory = models.CharField(max_length=255, help_text="Folder under its root.")
+    # Rows from before TRAINED_MODEL_ROOT existed are all under MODEL_ROOT: the default.
+    root = models.CharField(
+        max_length=8, choices=Root.choices, default=Root.MODELS, help_text="The folder of versions that holds it."
+    )
     card = models.JSONField()
     malignant_threshold = models.FloatField(
         help_text="Malignancy flag threshold on P(akiec)+P(bcc)+P(mel), from the card."
@@ -95,9 +108,26 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return self.name + (" (active)" if self.is_active else "")
 
+    @classmethod
+    def root_path(cls, root: str) -> Path:
+        return Path(settings.TRAINED_MODEL_ROOT if root == cls.Root.TRAINED else settings.MODEL_ROOT)
+
+    @property
+    def folder(self) -> Path:
+        """The version's folder: under its recorded root, or under the other one if it was
+        moved there (site-trained versions moved out of an older checkout's models/)."""
+        recorded = self.root_path(self.root) / self.directory
+        if (recorded / MODEL_FILENAME).is_file():
+            return recorded
+        for root in self.Root.values:
+            moved = self.root_path(root) / self.directory
+            if (moved / MODEL_FILENAME).is_file():
+                return moved
+        return recorded
+
     @property
     def model_path(self) -> Path:
-        return Path(settings.MODEL_ROOT) / self.directory / MODEL_FILENAME
+        return self.folder / MODEL_FILENAME
 
     @property
     def metrics(self) -> dict:
@@ -134,13 +164,106 @@ class ModelVersion(models.Model):
                 return FlagFigures(threshold, sensitivity, 1 - specificity, "test")
         return None
 
-    def activate(self) -> None:
-        """Make this the version new predictions use; workers switch on their next task."""
+    def gated_by(self) -> TrainingJob | None:
+        """The training job whose quality gate judged this version; None if it was never gated."""
+        return next((job for job in self.training_jobs.order_by("-id") if job.gate), None)
+
+    def activation_warnings(self) -> list[str]:
+        """Why activating this version needs an admin's explicit confirmation; empty when it needs none.
+
+        A version that failed the quality gate always needs one. So does one that was never
+        gated (registered from a folder, not by a training job) when it would replace the
+        active version; when none is active (a fresh install) there is nothing to protect.
+        """
+        if self.is_active:
+            return []
+        job = self.gated_by()
+        if job is None:
+            if not ModelVersion.objects.filter(is_active=True).exists():
+                return []
+            return [
+                f"{self.name} was never checked by the quality gate: it was registered from {self.folder}, "
+                "not by a training job that compared it with the active version on this site's held-out images."
+            ]
+        if job.gate.get("passed"):
+            return []
+        failed = [r for r in job.gate.get("reasons", []) if not r.startswith(("passed:", "not checked:"))]
+        return [f"The quality gate of training job {job.pk} did not pass it: {reason}" for reason in failed] or [
+            f"The quality gate of training job {job.pk} did not pass it."
+        ]
+
+    def activate(
+        self, by=None, *, via: str = "other", reasons: list[str] | None = None, overrode_gate: bool = False
+    ) -> ModelActivation | None:
+        """Make this the version new predictions use (workers switch on their next task), and
+        record who did it, how and why. None if it was active already."""
         with transaction.atomic():
-            ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+            if ModelVersion.objects.filter(pk=self.pk, is_active=True).exists():
+                self.is_active = True
+                return None
+            replaced = ModelVersion.objects.filter(is_active=True).first()
+            ModelVersion.objects.filter(is_active=True).update(is_active=False)
             self.is_active = True
             self.activated_at = timezone.now()
             self.save(update_fields=["is_active", "activated_at"])
+            return ModelActivation.objects.create(
+                version=self,
+                replaced=replaced,
+                activated_by=by,
+                activated_at=self.activated_at,
+                via=via,
+                overrode_gate=overrode_gate,
+                reasons=reasons or [],
+            )
+
+    def activate_confirmed(self, by, *, via: str, confirmed: bool) -> ModelActivation | None:
+        """An admin's activation: refused with the reasons unless ``confirmed`` when the gate did
+        not pass this version (``activation_warnings``); an override is recorded as one."""
+        warnings = self.activation_warnings()
+        if warnings and not confirmed:
+            raise ActivationNeedsConfirmation(self, warnings)
+        return self.activate(by, via=via, reasons=warnings, overrode_gate=bool(warnings))
+
+
+class ActivationNeedsConfirmation(Exception):
+    def __init__(self, version: ModelVersion, reasons: list[str]):
+        super().__init__(f"Activating {version.name} needs a confirmation: " + " ".join(reasons))
+        self.version, self.reasons = version, reasons
+
+
+class ModelActivation(models.Model):
+    """One time a version was put in service: when, by whom (nobody: automatically), how, and
+    whether an admin overrode the quality gate to do it."""
+
+    class Via(models.TextChoices):
+        ADMIN = "admin", "Admin page"
+        API = "api", "REST API"
+        GATE = "gate", "Quality gate, after its training job"
+        REGISTRY = "registry", "Registered while none was active"
+        OTHER = "other", "Code or shell"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="activations")
+    replaced = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The version that was active before.",
+    )  # fmt: skip
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activated_at = models.DateTimeField(default=timezone.now)
+    via = models.CharField(max_length=8, choices=Via.choices, default=Via.OTHER)
+    overrode_gate = models.BooleanField(
+        default=False, help_text="Activated after a confirmation although the quality gate had not passed it."
+    )
+    reasons = models.JSONField(
+        default=list, blank=True, help_text="What the admin confirmed, or why it was activated automatically."
+    )
+
+    class Meta:
+        ordering = ["-activated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version.name} activated {self.activated_at:%Y-%m-%d %H:%M}"
 
 
 class UploadBatch(models.Model):

@@ -1,4 +1,5 @@
-"""Registering the model versions found on disk under MODEL_ROOT."""
+"""Registering the model versions found on disk: shipped ones under MODEL_ROOT, site-trained
+ones under TRAINED_MODEL_ROOT."""
 
 from __future__ import annotations
 
@@ -8,39 +9,67 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from classifier.models import ModelVersion
+from classifier.models import ModelActivation, ModelVersion
 from training.card import CardError, ModelCard, find_version_dirs, read_card
 
 logger = logging.getLogger(__name__)
 
 
-def _newest_first(cards: list[tuple[Path, ModelCard]]) -> list[tuple[Path, ModelCard]]:
+def _newest_first(cards: list[tuple[str, Path, ModelCard]]) -> list[tuple[str, Path, ModelCard]]:
     # The card's creation date decides; the folder name breaks ties.
-    return sorted(cards, key=lambda item: (str(item[1].raw.get("created", "")), item[0].name), reverse=True)
+    return sorted(cards, key=lambda item: (str(item[2].raw.get("created", "")), item[1].name), reverse=True)
+
+
+def _read_cards(roots: dict[str, Path]) -> list[tuple[str, Path, ModelCard]]:
+    """(root, folder, card) for each valid version folder; a version name found twice keeps its first."""
+    cards, seen = [], {}
+    for root, path in roots.items():
+        for version_dir in find_version_dirs(path):
+            try:
+                card = read_card(version_dir)
+            except CardError as exc:
+                logger.warning("Skipping model folder %s: %s", version_dir, exc)
+                continue
+            if card.version in seen:
+                logger.warning("Skipping model folder %s: version %s is also in %s", version_dir, card.version,
+                               seen[card.version])  # fmt: skip
+                continue
+            seen[card.version] = version_dir
+            cards.append((root, version_dir, card))
+    return cards
 
 
 @transaction.atomic
-def register_model_versions(model_root: Path | str | None = None) -> list[ModelVersion]:
+def register_model_versions(
+    model_root: Path | str | None = None, trained_root: Path | str | None = None
+) -> list[ModelVersion]:
     """Create a ModelVersion for each valid version folder not yet known; refresh known ones' cards.
 
-    A folder whose card is invalid is skipped with a warning (the system check
-    reports it too). If no version is active afterwards, the newest is activated.
-    Returns the versions created.
+    Looks in MODEL_ROOT and TRAINED_MODEL_ROOT (or the folders given). A folder whose
+    card is invalid is skipped with a warning (the system check reports it too). A known
+    version found in the other root than the one recorded (moved there) is recorded
+    there. If no version is active afterwards, the newest is activated. Returns the
+    versions created.
     """
-    root = Path(model_root or settings.MODEL_ROOT)
-    cards = []
-    for version_dir in find_version_dirs(root):
-        try:
-            cards.append((version_dir, read_card(version_dir)))
-        except CardError as exc:
-            logger.warning("Skipping model folder %s: %s", version_dir, exc)
+    roots = {
+        ModelVersion.Root.MODELS.value: Path(model_root or settings.MODEL_ROOT),
+        ModelVersion.Root.TRAINED.value: Path(trained_root or settings.TRAINED_MODEL_ROOT),
+    }
+    cards = _read_cards(roots)
 
     known = {version.name: version for version in ModelVersion.objects.all()}
-    for version_dir, card in cards:
+    for root, version_dir, card in cards:
         version = known.get(card.version)
+        if version is None:
+            continue
+        recorded = roots[version.root] / version.directory
+        if (root, version_dir.name) != (version.root, version.directory) and not recorded.is_dir():
+            version.root, version.directory = root, version_dir.name
+            version.save(update_fields=["root", "directory"])
+            logger.info("Model version %s is now found in %s", card.version, version_dir)
         # A card on disk may gain entries after registration (training.fit_ood adds
         # the out-of-distribution check); the database's copy follows it.
-        if version is not None and version.directory == version_dir.name and version.card != card.raw:
+        if (root, version_dir.name) == (version.root, version.directory) and version.card != card.raw:
             version.card, version.malignant_threshold = card.raw, card.malignant_threshold
             version.save(update_fields=["card", "malignant_threshold"])
             logger.info("Updated the card of model version %s from %s", card.version, version_dir)
@@ -48,22 +77,25 @@ def register_model_versions(model_root: Path | str | None = None) -> list[ModelV
         ModelVersion.objects.create(
             name=card.version,
             directory=version_dir.name,
+            root=root,
             card=card.raw,
             malignant_threshold=card.malignant_threshold,
         )
-        for version_dir, card in cards
+        for root, version_dir, card in cards
         if card.version not in known
     ]
     if not ModelVersion.objects.filter(is_active=True).exists() and cards:
-        newest_dir, newest_card = _newest_first(cards)[0]
-        ModelVersion.objects.get(name=newest_card.version).activate()
+        _, newest_dir, newest_card = _newest_first(cards)[0]
+        ModelVersion.objects.get(name=newest_card.version).activate(
+            via=ModelActivation.Via.REGISTRY, reasons=[f"No version was active: {newest_card.version} is the newest."]
+        )
         logger.info("Activated model version %s", newest_card.version)
     return created
 
 
 def register_after_migrate(sender, using: str = "default", **kwargs) -> None:
-    """post_migrate hook: register what MODEL_ROOT holds once the tables exist."""
+    """post_migrate hook: register what MODEL_ROOT and TRAINED_MODEL_ROOT hold once the tables exist."""
     if using != "default":
         return
     for version in register_model_versions():
-        logger.info("Registered model version %s from %s", version.name, version.directory)
+        logger.info("Registered model version %s from %s", version.name, version.folder)

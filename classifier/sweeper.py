@@ -51,7 +51,7 @@ def requeue_stale_predictions(queued_for: float, running_for: float) -> list[int
 def fail_abandoned_training_jobs(running_for: float) -> list[int]:
     """Training jobs still 'running' past the training time limit lost their worker: mark them failed,
     so a new job can start. (Their partial output is never registered: versions are renamed into
-    MODEL_ROOT only when complete.)"""
+    TRAINED_MODEL_ROOT only when complete.)"""
     from classifier.models import TrainingJob
 
     cutoff = timezone.now() - datetime.timedelta(seconds=running_for)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from classifier.models import TrainingJob
+from classifier.models import ModelVersion, TrainingJob
+from classifier.training_data import labelled_counts, require_enough_labelled_images
+
+NO_ACTIVE_VERSION = "There is no active version to start from; start from ImageNet instead."
 
 
 class JobConflict(Exception):
@@ -17,13 +20,20 @@ class JobConflict(Exception):
 
 
 def start_training_job(user, start_from: str = TrainingJob.StartFrom.ACTIVE, epochs: int = 3) -> TrainingJob:
-    """Create a queued job and send it to the `training` queue once committed."""
+    """Create a queued job and send it to the `training` queue once committed.
+
+    A job that would fail is refused here, before anything is queued, by the rule the
+    job itself applies (NotEnoughData, a ValueError with the counts).
+    """
     if not 1 <= epochs <= settings.TRAINING_MAX_EPOCHS:
         raise ValueError(f"epochs must be between 1 and {settings.TRAINING_MAX_EPOCHS}")
     with transaction.atomic():
         open_job = TrainingJob.objects.select_for_update().filter(status__in=TrainingJob.OPEN_STATUSES).first()
         if open_job is not None:
             raise JobConflict(open_job)
+        if start_from == TrainingJob.StartFrom.ACTIVE and not ModelVersion.objects.filter(is_active=True).exists():
+            raise ValueError(NO_ACTIVE_VERSION)
+        require_enough_labelled_images(labelled_counts())
         job = TrainingJob.objects.create(requested_by=user, start_from=start_from, epochs=epochs)
         transaction.on_commit(lambda: _enqueue(job.pk))
     return job

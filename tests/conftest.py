@@ -37,6 +37,19 @@ def isolated_storage(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session")
+def workers_trained_model_root(tmp_path_factory) -> Path:
+    """Where the test workers' training jobs write versions (and the inference worker finds them)."""
+    return tmp_path_factory.mktemp("workers-trained-model-root")
+
+
+@pytest.fixture(autouse=True)
+def empty_trained_model_root(tmp_path_factory):
+    """Each test starts with no site-trained versions, whatever the workers' jobs wrote before."""
+    with override_settings(TRAINED_MODEL_ROOT=tmp_path_factory.mktemp("trained-model-root")):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def empty_media_root():
     """Each test starts with no stored files (the database is reset by pytest-django)."""
@@ -101,7 +114,7 @@ def active_tiny_model(db, settings, tiny_model_root):
     from classifier.registry import register_model_versions
 
     settings.MODEL_ROOT = tiny_model_root
-    register_model_versions(tiny_model_root)  # may also find versions a retraining test wrote there
+    register_model_versions(tiny_model_root)
     version = ModelVersion.objects.get(name="tiny-v1")
     version.activate()
     return version
@@ -126,23 +139,28 @@ def database_url(settings_dict: dict) -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_path_factory):
+def celery_worker(django_db_setup, django_db_blocker, tiny_model_root, workers_trained_model_root, tmp_path_factory):
     """`celery worker -Q inference` as a separate process against the test database."""
-    with _worker_process("inference", django_db_blocker, tiny_model_root, tmp_path_factory) as worker:
+    roots = (tiny_model_root, workers_trained_model_root)
+    with _worker_process("inference", django_db_blocker, roots, tmp_path_factory) as worker:
         yield worker
 
 
 # The gate settings the training worker runs with: permissive, so a job on tiny
 # random data activates its result; tests of a refusing gate call the job in-process.
-TRAINING_WORKER_GATE = {"TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP": "1.0", "TRAINING_GATE_MIN_MELANOMA_RECALL": "0.0"}
+# Tests that start a job there set the same minimum in the web process (settings fixture).
+TRAINING_WORKER_GATE = {
+    "TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP": "1.0",
+    "TRAINING_GATE_MIN_MELANOMA_RECALL": "0.0",
+    "TRAINING_GATE_MIN_HELD_OUT_PER_CLASS": "1",
+}
 
 
 @pytest.fixture(scope="session")
-def training_worker(django_db_setup, django_db_blocker, tiny_model_root, tmp_path_factory):
+def training_worker(django_db_setup, django_db_blocker, tiny_model_root, workers_trained_model_root, tmp_path_factory):
     """`celery worker -Q training --concurrency 1`, as the README's run command starts it."""
-    with _worker_process(
-        "training", django_db_blocker, tiny_model_root, tmp_path_factory, extra_env=TRAINING_WORKER_GATE
-    ) as worker:
+    roots = (tiny_model_root, workers_trained_model_root)
+    with _worker_process("training", django_db_blocker, roots, tmp_path_factory, TRAINING_WORKER_GATE) as worker:
         yield worker
 
 
@@ -151,7 +169,8 @@ TEST_VISIBILITY_TIMEOUT = "8"
 
 
 @contextlib.contextmanager
-def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extra_env=None):
+def _worker_process(queue, django_db_blocker, roots, tmp_path_factory, extra_env=None):
+    model_root, trained_model_root = roots
     from django.db import connection
 
     from lesionsite.celery import app
@@ -175,6 +194,7 @@ def _worker_process(queue, django_db_blocker, model_root, tmp_path_factory, extr
         "BROKER_VISIBILITY_TIMEOUT": TEST_VISIBILITY_TIMEOUT,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "MODEL_ROOT": str(model_root),
+        "TRAINED_MODEL_ROOT": str(trained_model_root),
         "INFERENCE_THREADS": "1",
         **(extra_env or {}),
     }

@@ -41,23 +41,30 @@ def make_prediction(owner, status: str = "queued", top_class: str = "", **fields
     return prediction
 
 
-def make_labelled_dataset(owner, lesions: int = 63, images_per_lesion: int = 2) -> list[LesionImage]:
-    """Labelled images whose lesions fall in every split, with every class in every split.
+def make_labelled_dataset(
+    owner, held_out_lesions_per_class: int = 1, train_lesions_per_class: int = 7, images_per_lesion: int = 2
+) -> list[LesionImage]:
+    """Labelled images with every class in every part: ``held_out_lesions_per_class`` lesions of
+    each class in validation and in test, ``train_lesions_per_class`` in train.
 
     Each class gets its own tint, so even a tiny model has something to learn.
     """
     from classifier.models import CLASS_CHOICES
-    from worker.retraining import assign_split
+    from classifier.training_data import assign_split
 
     # Melanoma first, so even a small dataset has melanoma in every split (the gate checks its recall).
     classes = sorted((code for code, _ in CLASS_CHOICES), key=lambda code: code != "mel")
-    seen_in_split: dict[str, int] = {}
+    wanted = {"train": train_lesions_per_class, "val": held_out_lesions_per_class, "test": held_out_lesions_per_class}
+    filled = {part: dict.fromkeys(classes, 0) for part in wanted}
     made = []
-    for n in range(lesions):
-        lesion = f"TEST-{n:03d}"
-        split = assign_split(f"lesion:{lesion}", {})
-        dx = classes[seen_in_split.get(split, 0) % len(classes)]
-        seen_in_split[split] = seen_in_split.get(split, 0) + 1
+    n = 0
+    while any(count < wanted[part] for part in wanted for count in filled[part].values()):
+        lesion, n = f"TEST-{n:03d}", n + 1
+        part = assign_split(f"lesion:{lesion}", {})
+        dx = next((code for code in classes if filled[part][code] < wanted[part]), None)
+        if dx is None:
+            continue  # this lesion's part is full
+        filled[part][dx] += 1
         for k in range(images_per_lesion):
             image = make_image(owner, lesion_id=lesion, diagnosis=dx, diagnosis_method="histo")
             tint = np.array([40 + 30 * classes.index(dx), 200 - 25 * classes.index(dx), 90], np.uint8)

@@ -38,7 +38,7 @@ def test_web_runs_gunicorn_and_the_worker_consumes_the_inference_queue(compose):
 
 def test_web_and_worker_share_the_database_broker_and_volumes(compose):
     web, worker = compose["services"]["web"], compose["services"]["worker"]
-    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "MODEL_ROOT"):
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "MODEL_ROOT", "TRAINED_MODEL_ROOT"):
         assert web["environment"][key] == worker["environment"][key], key
     assert web["environment"]["DATABASE_URL"].startswith("postgres://")
     assert "@db:5432/" in web["environment"]["DATABASE_URL"]
@@ -66,3 +66,22 @@ def test_flower_is_optional_and_password_protected(compose):
 
 def test_logs_are_json_in_production(compose):
     assert compose["services"]["web"]["environment"]["LOG_FORMAT"] == "json"
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """Container path → the volume mounted there."""
+    return {target: source for source, target in (mount.split(":")[:2] for mount in service["volumes"])}
+
+
+def test_versions_trained_on_the_site_live_in_a_volume_the_trainer_writes_and_the_workers_read(compose):
+    services = compose["services"]
+    root = services["trainer"]["environment"]["TRAINED_MODEL_ROOT"]
+    assert root != services["trainer"]["environment"]["MODEL_ROOT"]
+    volume = mounts(services["trainer"]).get(root)
+    assert volume in compose["volumes"]
+    for name in ("worker", "web"):  # web: its health check looks at the active version's model file
+        assert services[name]["environment"]["TRAINED_MODEL_ROOT"] == root, name
+        assert mounts(services[name]).get(root) == volume, name
+    # A fresh named volume copies the image's folder there, owner included: the trainer must be able to write it.
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert f"mkdir -p /data/media {root} " in dockerfile and "chown -R lesionsite /data " in dockerfile

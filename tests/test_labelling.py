@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+
 import pandas as pd
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from classifier.labelling import label_images, labelling_queue
 from classifier.models import LesionImage
@@ -82,6 +86,35 @@ def test_the_bulk_label_admin_action_asks_then_labels(admin_client, owner):
     assert LesionImage.objects.filter(diagnosis="df").count() == 2
 
 
+def test_the_bulk_label_form_preselects_no_diagnosis_or_method_and_names_its_count(admin_client, owner):
+    selected = [str(make_image(owner).pk) for _ in range(3)]
+
+    page = admin_client.post(
+        "/admin/classifier/lesionimage/", {"action": "label_selected", "_selected_action": selected}
+    ).content.decode()
+
+    for name in ("diagnosis", "method"):
+        select = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', page, re.S)
+        assert select and "required" in select.group(0), name
+        options = re.findall(r"<option[^>]*>", select.group(1))
+        assert options[0] == '<option value="" selected>', (name, options[0])
+        assert sum("selected" in option for option in options) == 1, name
+    assert re.search(r'<input type="submit" value="Label 3 images"', page)
+    assert page.count("<h1>") == 1
+
+
+def test_the_bulk_label_form_labels_nothing_without_a_diagnosis(admin_client, owner):
+    selected = [str(make_image(owner).pk) for _ in range(2)]
+
+    response = admin_client.post(
+        "/admin/classifier/lesionimage/",
+        {"action": "label_selected", "_selected_action": selected, "apply": "1", "diagnosis": "", "method": "histo"},
+    )
+
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
+    assert LesionImage.objects.exclude(diagnosis="").count() == 0
+
+
 def test_the_admin_image_list_shows_thumbnails_predictions_and_label_status(admin_client, owner):
     make_prediction(owner, status="done", top_class="mel")
     page = admin_client.get("/admin/classifier/lesionimage/").content.decode()
@@ -97,7 +130,28 @@ def test_the_labelling_queue_lists_unlabelled_images_least_certain_first(owner, 
     labelled.set_label("nv", "histo", "", admin_user)
 
     assert list(labelling_queue()) == [unsure, middling, sure, not_yet]
-    assert admin_client.get("/admin/classifier/unlabelledimage/").status_code == 200
+
+
+def rows_of(page: str) -> list[int]:
+    """The image ids of a changelist's rows, top to bottom."""
+    return [int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', page)]
+
+
+def test_the_labelling_queue_page_shows_the_least_certain_image_on_top(owner, admin_user, admin_client):
+    # Made oldest first, so "newest first" would list them in the opposite order.
+    not_yet = make_prediction(owner, status="queued").image
+    sure = make_prediction(owner, status="done", top_class="vasc", top_probability=0.96).image
+    unsure = make_prediction(owner, status="done", top_probability=0.31).image
+    middling = make_prediction(owner, status="done", top_probability=0.70).image
+    # The latest finished reading counts: this one was sure once, is unsure now.
+    hour_ago = timezone.now() - datetime.timedelta(hours=1)
+    now_unsure = make_prediction(owner, status="done", top_probability=0.99, finished_at=hour_ago).image
+    make_prediction(owner, status="done", top_probability=0.45, image=now_unsure, finished_at=timezone.now())
+
+    response = admin_client.get("/admin/classifier/unlabelledimage/")
+
+    assert response.status_code == 200
+    assert rows_of(response.content.decode()) == [unsure.pk, now_unsure.pk, middling.pk, sure.pk, not_yet.pk]
 
 
 def test_importing_a_labelled_dataset_is_idempotent(tmp_path, capsys):

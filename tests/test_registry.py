@@ -95,3 +95,59 @@ def test_the_system_check_warns_when_there_is_no_model(settings, tmp_path):
 def test_the_system_check_reports_an_unset_broker(settings):
     settings.CELERY_BROKER_URL = ""
     assert [p.id for p in check_broker()] == ["classifier.E003"]
+
+
+def test_versions_trained_on_the_site_are_registered_from_the_trained_model_root(tmp_path, settings):
+    shipped, trained = tmp_path / "models", tmp_path / "var-models"
+    write_card_only(shipped, "v3", created="2026-01-01T00:00:00Z")
+    write_card_only(trained, "retrain-1", created="2026-03-01T00:00:00Z")
+    settings.MODEL_ROOT, settings.TRAINED_MODEL_ROOT = shipped, trained
+
+    created = register_model_versions()
+
+    assert {(v.name, v.root) for v in created} == {("v3", "models"), ("retrain-1", "trained")}
+    retrained = ModelVersion.objects.get(name="retrain-1")
+    assert retrained.model_path == trained / "retrain-1" / "model.keras"
+    assert ModelVersion.objects.get(name="v3").model_path == shipped / "v3" / "model.keras"
+
+
+def test_a_version_moved_out_of_the_checkout_is_still_found_and_recorded_where_it_now_is(tmp_path, settings):
+    shipped, trained = tmp_path / "models", tmp_path / "var-models"
+    write_card_only(shipped, "retrain-1")
+    settings.MODEL_ROOT, settings.TRAINED_MODEL_ROOT = shipped, trained
+    register_model_versions()  # registered before site-trained versions had their own folder
+    trained.mkdir()
+    (shipped / "retrain-1").rename(trained / "retrain-1")
+
+    version = ModelVersion.objects.get(name="retrain-1")
+    assert version.root == "models" and version.model_path == trained / "retrain-1" / "model.keras"
+
+    register_model_versions()
+    version.refresh_from_db()
+    assert version.root == "trained"
+
+
+def test_the_first_activation_is_recorded_as_the_registrys(tmp_path):
+    write_card_only(tmp_path, "v1")
+
+    register_model_versions(tmp_path)
+
+    activation = ModelVersion.objects.get(name="v1").activations.get()
+    assert (activation.via, activation.activated_by, activation.overrode_gate) == ("registry", None, False)
+
+
+def test_the_system_check_reports_a_broken_folder_in_the_trained_model_root(settings, tmp_path):
+    write_card_only(tmp_path / "models", "v1")
+    broken = write_card_only(tmp_path / "trained", "retrain-1")
+    (broken / "model.keras").unlink()
+    (tmp_path / "trained" / ".partial-retrain-2").mkdir()  # a job still writing: not a version yet
+    settings.MODEL_ROOT, settings.TRAINED_MODEL_ROOT = tmp_path / "models", tmp_path / "trained"
+
+    [problem] = check_model_root()
+    assert problem.id == "classifier.E001" and "retrain-1" in problem.msg
+
+
+def test_a_missing_trained_model_root_is_not_a_problem(settings, tmp_path):
+    write_card_only(tmp_path, "v1")
+    settings.MODEL_ROOT, settings.TRAINED_MODEL_ROOT = tmp_path, tmp_path / "not-yet-created"
+    assert check_model_root() == []

@@ -15,18 +15,20 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def active_tiny_model(db, settings, tmp_path, tiny_model_root):
-    """The tiny model, alone in a MODEL_ROOT of this test's own (jobs write new versions there)."""
+    """The tiny model, alone in a MODEL_ROOT of this test's own; jobs write new versions to a
+    TRAINED_MODEL_ROOT of its own."""
     from classifier.registry import register_model_versions
 
     root = tmp_path / "models"
     shutil.copytree(tiny_model_root / "tiny-v1", root / "tiny-v1")
-    settings.MODEL_ROOT = root
+    settings.MODEL_ROOT, settings.TRAINED_MODEL_ROOT = root, tmp_path / "trained"
     register_model_versions(root)
     return ModelVersion.objects.get(name="tiny-v1")
 
 
 @pytest.fixture
-def labelled(owner):
+def labelled(owner, settings):
+    settings.TRAINING_GATE_MIN_HELD_OUT_PER_CLASS = 2  # one lesion of two images per class in val and test
     return make_labelled_dataset(owner)
 
 
@@ -60,6 +62,29 @@ def test_a_job_registers_a_candidate_with_metrics_that_a_strict_gate_keeps_inact
     assert (candidate.model_path.parent / candidate.card["ood"]["file"]).is_file()
     assert candidate.card["uncertainty"]["top_probability_below"] == settings.UNCERTAIN_BELOW
     assert (candidate.model_path.parent / "model.tflite").is_file()  # serves with either backend
+    assert [check["result"] for check in job.gate["checks"]][:2] == ["passed", "passed"]  # enough images to judge
+
+
+def test_a_job_writes_its_version_to_the_trained_model_root_not_the_checkouts_models(
+    admin_user, active_tiny_model, labelled, settings
+):
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01
+    shipped_before = sorted(path.name for path in settings.MODEL_ROOT.iterdir())
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    candidate = job.result_version
+    assert candidate.root == "trained"
+    assert candidate.model_path == settings.TRAINED_MODEL_ROOT / candidate.name / "model.keras"
+    assert candidate.model_path.is_file()
+    assert sorted(path.name for path in settings.MODEL_ROOT.iterdir()) == shipped_before
+    # Registering again (migrate, register_models) finds it there and keeps it as it is.
+    from classifier.registry import register_model_versions
+
+    assert register_model_versions() == []
+    assert ModelVersion.objects.get(pk=candidate.pk).root == "trained"
 
 
 def test_a_permissive_gate_activates_the_new_version(admin_user, active_tiny_model, labelled, settings):
@@ -72,6 +97,9 @@ def test_a_permissive_gate_activates_the_new_version(admin_user, active_tiny_mod
     job.refresh_from_db()
     assert job.gate["passed"] is True
     assert ModelVersion.active() == job.result_version
+    activation = job.result_version.activations.get()
+    assert (activation.via, activation.activated_by, activation.replaced) == ("gate", None, active_tiny_model)
+    assert activation.reasons == [f"passed the quality gate of training job {job.pk}"]
 
 
 def test_a_job_without_enough_labelled_images_fails_and_changes_nothing(admin_user, active_tiny_model):
@@ -89,6 +117,7 @@ def test_a_job_that_crashes_records_its_error_and_leaves_no_version_folder(
     admin_user, active_tiny_model, labelled, monkeypatch, settings
 ):
     folders_before = set(settings.MODEL_ROOT.iterdir())
+    settings.TRAINED_MODEL_ROOT.mkdir()
 
     def explode(*args, **kwargs):
         raise RuntimeError("simulated out-of-memory")
@@ -102,6 +131,7 @@ def test_a_job_that_crashes_records_its_error_and_leaves_no_version_folder(
     assert job.status == "failed" and "simulated out-of-memory" in job.error
     assert ModelVersion.active() == active_tiny_model and ModelVersion.objects.count() == 1
     assert set(settings.MODEL_ROOT.iterdir()) == folders_before
+    assert list(settings.TRAINED_MODEL_ROOT.iterdir()) == []  # no partial version left behind
 
 
 def test_a_cancelled_queued_job_never_runs(admin_user, active_tiny_model, labelled):

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from lesionsite.env import envbool, envint, envlist, envrate
+from tests.conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize(
@@ -62,3 +68,37 @@ def test_envrate_rejects_what_the_throttle_could_not_parse(monkeypatch, raw):
     monkeypatch.setenv("UPLOAD_RATE_LIMIT", raw)
     with pytest.raises(ImproperlyConfigured, match="UPLOAD_RATE_LIMIT"):
         envrate("UPLOAD_RATE_LIMIT", "300/minute")
+
+
+def settings_in_a_fresh_process(env: dict, *names: str) -> subprocess.CompletedProcess:
+    """Import lesionsite.settings with these environment variables; print the named settings."""
+    script = (
+        "import json, sys, lesionsite.settings as s; print(json.dumps({n: str(getattr(s, n)) for n in sys.argv[1:]}))"
+    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("TRAIN", "MODEL_ROOT"))}
+    return subprocess.run(
+        [sys.executable, "-c", script, *names],
+        env={**environment, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_site_trained_versions_go_under_the_var_folder_by_default_and_where_told(tmp_path):
+    names = ("TRAINED_MODEL_ROOT", "MODEL_ROOT")
+    default = settings_in_a_fresh_process({"LESIONSITE_VAR_DIR": str(tmp_path)}, *names)
+    told = settings_in_a_fresh_process({"LESIONSITE_VAR_DIR": str(tmp_path), "TRAINED_MODEL_ROOT": "/data/m"}, *names)
+
+    assert json.loads(default.stdout)["TRAINED_MODEL_ROOT"] == str(tmp_path / "models")
+    assert json.loads(default.stdout)["MODEL_ROOT"] == str(REPO_ROOT / "models")
+    assert json.loads(told.stdout)["TRAINED_MODEL_ROOT"] == "/data/m"
+
+
+def test_the_held_out_minimum_per_class_is_read_from_the_environment_and_must_be_at_least_one(tmp_path):
+    name = "TRAINING_GATE_MIN_HELD_OUT_PER_CLASS"
+    var = {"LESIONSITE_VAR_DIR": str(tmp_path)}
+    assert json.loads(settings_in_a_fresh_process(var, name).stdout)[name] == "10"
+    assert json.loads(settings_in_a_fresh_process({**var, name: "25"}, name).stdout)[name] == "25"
+    refused = settings_in_a_fresh_process({**var, name: "0"}, name)
+    assert refused.returncode != 0 and f"{name}=0 must be at least 1" in refused.stderr

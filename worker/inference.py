@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -53,7 +52,7 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
     try:
         model = get_model(
             version.name,
-            Path(settings.MODEL_ROOT) / version.directory,
+            version.folder,
             settings.INFERENCE_THREADS,
             backend=settings.INFERENCE_BACKEND,
         )

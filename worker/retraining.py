@@ -10,7 +10,6 @@ process imports ``worker.tasks`` and must never load it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -23,12 +22,20 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from classifier.models import LesionImage, ModelVersion, TrainingJob
+from classifier.models import LesionImage, ModelActivation, ModelVersion, TrainingJob
 from classifier.quality_gate import quality_gate
+from classifier.training_data import (
+    NotEnoughData,
+    assign_split,
+    count_by_part,
+    group_key,
+    require_enough_labelled_images,
+    saved_lesion_splits,
+)
+from classifier.training_jobs import NO_ACTIVE_VERSION
 from training.calibrate import softmax
 from training.card import MODEL_FILENAME, read_card, write_card
 from training.classes import CLASSES
-from training.data import DEFAULT_SPLIT_FILE, read_split
 from training.fit_ood import fit_ood_entries
 from training.ood import OOD_FILENAME, save_detector
 from training.preprocessing import load_model_input
@@ -36,17 +43,10 @@ from training.preprocessing import load_model_input
 logger = logging.getLogger(__name__)
 
 DEFAULT_INPUT_SIZE = (150, 150)  # for a fresh ImageNet start; a start from a version keeps its size
-# Groups not in the saved HAM10000 split are placed by a hash of their key, so the
-# held-out set stays the same as labels accumulate: 15 % test, 15 % validation.
-HASH_TEST_PERCENT, HASH_VAL_PERCENT = 15, 15
 LEARNING_RATE = {"active": 3e-4, "imagenet": 1e-3}  # gentler when refining an already trained head
 
 
 class JobCancelled(Exception):
-    pass
-
-
-class NotEnoughData(ValueError):
     pass
 
 
@@ -64,40 +64,14 @@ class LabelledSet:
 # --- which images, which split ---------------------------------------------------------------
 
 
-def group_key(image: LesionImage) -> str:
-    """Images of one lesion share a key; an image without a lesion id is its own group."""
-    return f"lesion:{image.lesion_id}" if image.lesion_id else f"image:{image.sha256}"
-
-
-def assign_split(key: str, saved: dict[str, str]) -> str:
-    """The saved HAM10000 split for its lesions (so the shipped model's test images stay
-    held out), else a stable hash of the group key."""
-    if key.startswith("lesion:") and key[len("lesion:") :] in saved:
-        return saved[key[len("lesion:") :]]
-    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < HASH_TEST_PERCENT else "val" if bucket < HASH_TEST_PERCENT + HASH_VAL_PERCENT else "train"
-
-
-def saved_lesion_splits(split_file: Path = DEFAULT_SPLIT_FILE) -> dict[str, str]:
-    if not Path(split_file).is_file():
-        return {}
-    split = read_split(split_file)
-    return dict(zip(split["lesion_id"], split["split"], strict=True))
-
-
 def labelled_set() -> LabelledSet:
+    """Every labelled image with its class and part; NotEnoughData if the job's rule is not met."""
     images = list(LesionImage.objects.exclude(diagnosis="").order_by("id"))
     saved = saved_lesion_splits()
     labels = np.array([CLASSES.index(image.diagnosis) for image in images], dtype=np.int64)
-    splits = np.array([assign_split(group_key(image), saved) for image in images])
-    data = LabelledSet(images, labels, splits)
-    counts = {name: int((splits == name).sum()) for name in ("train", "val", "test")}
-    if min(counts.values()) == 0 or len(set(labels[splits == "train"])) < 2:
-        raise NotEnoughData(
-            f"Not enough labelled images to train and evaluate: {counts} images in train/val/test "
-            f"and {len(set(labels[splits == 'train']))} classes in train. Label more images (of several lesions)."
-        )
-    return data
+    splits = np.array([assign_split(group_key(image.lesion_id, image.sha256), saved) for image in images])
+    require_enough_labelled_images(count_by_part(zip(splits, (image.diagnosis for image in images), strict=True)))
+    return LabelledSet(images, labels, splits)
 
 
 def load_pixels(images: list[LesionImage], input_size: tuple[int, int]) -> np.ndarray:
@@ -120,6 +94,7 @@ def run_training_job(job_id: int, task_id: str) -> None:
             version = ModelVersion.objects.create(
                 name=result["card"]["version"],
                 directory=version_dir.name,
+                root=ModelVersion.Root.TRAINED,
                 card=result["card"],
                 malignant_threshold=result["card"]["thresholds"]["malignant"],
             )
@@ -128,11 +103,22 @@ def run_training_job(job_id: int, task_id: str) -> None:
                 result["incumbent_metrics"],
                 settings.TRAINING_GATE_MAX_BALANCED_ACCURACY_DROP,
                 settings.TRAINING_GATE_MIN_MELANOMA_RECALL,
+                settings.TRAINING_GATE_MIN_HELD_OUT_PER_CLASS,
+                validation=result["card"]["metrics"]["val"],
             )
             if decision.passed:
-                version.activate()
+                version.activate(
+                    via=ModelActivation.Via.GATE, reasons=[f"passed the quality gate of training job {job.pk}"]
+                )
             gate = {**decision.as_dict(), "activated": decision.passed}
-            job.log(f"quality gate {'passed: activated' if decision.passed else 'not passed: kept as candidate'}")
+            outcome = (
+                "passed: activated"
+                if decision.passed
+                else "refused to judge"
+                if decision.refused
+                else ("not passed: kept as candidate")
+            )
+            job.log(f"quality gate {outcome}")
             job.finish(TrainingJob.Status.SUCCEEDED, result_version=version, gate=gate, metrics=result["job_metrics"])
         logger.info("training job %s: done in %.0f s, version %s", job_id, time.monotonic() - started, version.name)
     except JobCancelled:
@@ -171,9 +157,9 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
 
     start_from = job.start_from
     if start_from == TrainingJob.StartFrom.ACTIVE and base is None:
-        raise ValueError("There is no active version to start from; start from ImageNet instead.")
+        raise ValueError(NO_ACTIVE_VERSION)
     if start_from == TrainingJob.StartFrom.ACTIVE:
-        base_card = read_card(Path(settings.MODEL_ROOT) / base.directory)
+        base_card = read_card(base.folder)
         input_size = base_card.input_size
         served = keras.saving.load_model(base.model_path, compile=False)
         logits_model, features_model, head = split_calibrated_model(served)
@@ -296,8 +282,9 @@ def fit_ood_check(job: TrainingJob, features: dict, train_labels: np.ndarray, va
 
 def export_version(model, card: dict, ood_detector=None) -> Path:
     """Write model, card, OOD detector and LiteRT export to a hidden folder, then rename it
-    into MODEL_ROOT: a crash half-way leaves no folder that looks like a version."""
-    root = Path(settings.MODEL_ROOT)
+    into TRAINED_MODEL_ROOT (a data folder, never the checkout's models/): a crash half-way
+    leaves no folder that looks like a version."""
+    root = Path(settings.TRAINED_MODEL_ROOT)
     partial = root / f".partial-{card['version']}"
     try:
         partial.mkdir(parents=True)
@@ -337,7 +324,7 @@ def served_probabilities(version: ModelVersion, images: list[LesionImage], serve
     """The version's calibrated probabilities, exactly as the inference workers compute them."""
     import keras
 
-    card = read_card(Path(settings.MODEL_ROOT) / version.directory)
+    card = read_card(version.folder)
     model = served if served is not None else keras.saving.load_model(version.model_path, compile=False)
     probabilities = model.predict(load_pixels(images, card.input_size).astype(np.float32), batch_size=32, verbose=0)
     order = [card.classes.index(code) for code in CLASSES]

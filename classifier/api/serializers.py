@@ -4,12 +4,14 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from classifier.intervals import card_intervals
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
     SEX_CHOICES,
     SITE_CHOICES,
     LesionImage,
+    ModelActivation,
     ModelVersion,
     Prediction,
     TrainingJob,
@@ -285,22 +287,80 @@ class TrainingJobSerializer(serializers.ModelSerializer):
         extra_kwargs = {"epochs": {"required": False, "min_value": 1}, "start_from": {"required": False}}
 
 
+class ModelActivationSerializer(serializers.ModelSerializer):
+    activated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    replaced = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ModelActivation
+        fields = ["activated_at", "activated_by", "via", "overrode_gate", "reasons", "replaced"]
+        read_only_fields = fields
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:model-version-detail")
     metrics = serializers.SerializerMethodField()
+    gate = serializers.SerializerMethodField()
+    activation_warnings = serializers.SerializerMethodField()
+    activations = ModelActivationSerializer(many=True, read_only=True)
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "url", "name", "is_active", "malignant_threshold", "metrics", "registered_at", "activated_at"]
+        fields = ["id", "url", "name", "is_active", "root", "malignant_threshold", "metrics", "gate",
+                  "activation_warnings", "registered_at", "activated_at", "activations"]  # fmt: skip
         read_only_fields = fields
 
     @extend_schema_field({"type": "object"})
     def get_metrics(self, version: ModelVersion) -> dict:
         return version_headline_metrics(version)
 
+    @extend_schema_field({"type": "object", "nullable": True})
+    def get_gate(self, version: ModelVersion) -> dict | None:
+        """The quality gate's decision (passed, refused, checks, reasons); null: never gated."""
+        job = version.gated_by()
+        return job.gate if job else None
+
+    def get_activation_warnings(self, version: ModelVersion) -> list[str]:
+        """Why activating it needs {"confirm": true}; empty when it does not."""
+        return version.activation_warnings()
+
 
 def version_headline_metrics(version: ModelVersion) -> dict:
-    """The numbers to compare versions by, from the card's test metrics."""
+    """The numbers to compare versions by, from the card's test metrics, with the held-out
+    images per class and the 95 % confidence intervals (classifier.intervals)."""
     test = version.metrics.get("test") or {}
     keys = ("n_images", "balanced_accuracy", "macro_f1", "melanoma_recall_at_threshold", "accuracy", "ece")
-    return {key: test.get(key) for key in keys}
+    headline = {key: test.get(key) for key in keys}
+    per_class = test.get("per_class") or {}
+    headline["held_out_per_class"] = {code: stats.get("support") for code, stats in per_class.items()} or None
+    intervals = card_intervals(test)
+    headline["confidence_intervals_95"] = {
+        key: None if intervals[key] is None else list(intervals[key])
+        for key in ("balanced_accuracy", "melanoma_recall_at_threshold")
+    }
+    return headline
+
+
+class ActivateSerializer(serializers.Serializer):
+    confirm = serializers.BooleanField(
+        required=False, default=False, help_text="Activate although the quality gate did not pass it (see reasons)."
+    )
+
+
+class ConfirmationRequiredSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="confirmation_required")
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class NotEnoughDataSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="not_enough_data (or invalid)")
+    counts = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        required=False,
+        help_text="Labelled images per class in each part: train, val, test.",
+    )
+    minimum = serializers.DictField(
+        child=serializers.IntegerField(), required=False, help_text="Images of each class each part needs."
+    )

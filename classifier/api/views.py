@@ -9,10 +9,13 @@ from rest_framework.response import Response
 
 from classifier.api.filters import ImageFilter, PredictionFilter
 from classifier.api.serializers import (
+    ActivateSerializer,
+    ConfirmationRequiredSerializer,
     ImageSerializer,
     LabelledImageSerializer,
     LabelSerializer,
     ModelVersionSerializer,
+    NotEnoughDataSerializer,
     PredictionSerializer,
     TrainingJobSerializer,
     UploadErrorSerializer,
@@ -21,8 +24,16 @@ from classifier.api.serializers import (
 )
 from classifier.api.throttling import UploadRateThrottle
 from classifier.history import annotate_latest_prediction
-from classifier.models import LesionImage, ModelVersion, Prediction, TrainingJob
+from classifier.models import (
+    ActivationNeedsConfirmation,
+    LesionImage,
+    ModelActivation,
+    ModelVersion,
+    Prediction,
+    TrainingJob,
+)
 from classifier.scoping import visible_images, visible_predictions
+from classifier.training_data import NotEnoughData
 from classifier.training_jobs import JobConflict, start_training_job
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 
@@ -130,7 +141,7 @@ class TrainingJobViewSet(
     permission_classes = [IsAdminUser]
     queryset = TrainingJob.objects.select_related("requested_by", "base_version", "result_version")
 
-    @extend_schema(responses={201: TrainingJobSerializer, 409: UploadErrorSerializer})
+    @extend_schema(responses={201: TrainingJobSerializer, 400: NotEnoughDataSerializer, 409: UploadErrorSerializer})
     def create(self, request, *args, **kwargs):
         form = self.get_serializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -139,6 +150,9 @@ class TrainingJobViewSet(
             job = start_training_job(request.user, **options)
         except JobConflict as exc:
             return Response({"detail": str(exc), "code": "job_running"}, status=status.HTTP_409_CONFLICT)
+        except NotEnoughData as exc:
+            body = {"detail": str(exc), "code": "not_enough_data", "counts": exc.counts, "minimum": exc.minimum}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         except ValueError as exc:
             return Response({"detail": str(exc), "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
         return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
@@ -159,10 +173,24 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     permission_classes = [IsAdminUser]
     queryset = ModelVersion.objects.all()
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(
+        request=ActivateSerializer, responses={200: ModelVersionSerializer, 409: ConfirmationRequiredSerializer}
+    )
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        """Make this version serve new predictions; workers switch on their next task."""
+        """Make this version serve new predictions; workers switch on their next task.
+
+        A version that failed the quality gate, or was never gated and would replace the
+        active one, answers 409 with the reasons unless the body has {"confirm": true};
+        every activation is recorded (the version's `activations`)."""
         version = self.get_object()
-        version.activate()
+        form = ActivateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            version.activate_confirmed(
+                request.user, via=ModelActivation.Via.API, confirmed=form.validated_data["confirm"]
+            )
+        except ActivationNeedsConfirmation as exc:
+            body = {"detail": str(exc), "code": "confirmation_required", "reasons": exc.reasons}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(version).data)

@@ -33,7 +33,7 @@ def no_flag_without_a_reading(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('classifier', '0005_prediction_work_indexes'),
+        ('classifier', '0006_gate_and_activations'),
     ]
 
     operations = [
