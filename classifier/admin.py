@@ -265,8 +265,8 @@ class ModelVersionAdmin(AdminTables):
     with a confirmation page when the quality gate did not pass it."""
 
     list_display = ["name", "gate_result", "balanced_accuracy", "melanoma_recall", "macro_f1", "calibration_error",
-                    "held_out_images", "malignant_threshold", "registered_at", "activate_button"]  # fmt: skip
-    fields = ["name", "is_active", "root", "folder", "malignant_threshold", "registered_at", "activated_at",
+                    "held_out_images", "operating_point", "registered_at", "activate_button"]  # fmt: skip
+    fields = ["name", "is_active", "root", "folder", "operating_points", "registered_at", "activated_at",
               "test_figures", "validation_figures", "gate"]  # fmt: skip
     readonly_fields = fields
     inlines = [ModelActivationInline]
@@ -310,6 +310,44 @@ class ModelVersionAdmin(AdminTables):
         counts = ", ".join(f"{stats.get('support', 0)} {code}" for code, stats in per_class.items())
         return format_html('{}<br><span class="per-class">{}</span>', test.get("n_images", "—"), counts)
 
+    @admin.display(description="Malignancy flag")
+    def operating_point(self, version):
+        figures = version.flag_figures(version.malignant_threshold)
+        target = "card's own" if version.target_sensitivity is None else f"{version.target_sensitivity:.0%} target"
+        if figures is None:
+            return f"≥ {fraction(version.malignant_threshold)} ({target})"
+        return format_html(
+            "≥ {} ({})<br><span class=\"per-class\">catches {} of malignant, flags {} of benign ({})</span>",
+            fraction(version.malignant_threshold), target, fraction(figures.sensitivity),
+            fraction(figures.false_alarm_rate), figures.measured_on,
+        )  # fmt: skip
+
+    @admin.display(description="Malignancy flag: operating point")
+    def operating_points(self, version):
+        rows = [
+            {
+                "value": "card",
+                "label": "The card's own threshold",
+                "threshold": fraction(version.threshold_for(None)),
+                "chosen": version.target_sensitivity is None,
+                **_point_figures(version.flag_figures(version.threshold_for(None)), None),
+            }
+        ]
+        for point in version.operating_points:
+            rows.append(
+                {
+                    "value": str(point["target_sensitivity"]),
+                    "label": f"{point['target_sensitivity']:.0%} of malignant lesions",
+                    "threshold": fraction(point["threshold"]),
+                    "chosen": version.target_sensitivity is not None
+                    and abs(point["target_sensitivity"] - version.target_sensitivity) < 1e-9,
+                    **_point_figures(None, point),
+                }
+            )
+        context = {"rows": rows, "chosen_by": version.operating_point_chosen_by,
+                   "chosen_at": version.operating_point_chosen_at}  # fmt: skip
+        return render_to_string("admin/classifier/includes/operating_points.html", context)
+
     @admin.display(description="Held-out (test) figures")
     def test_figures(self, version):
         return self._figures(self._test(version), INTERVALS_HELP)
@@ -343,7 +381,28 @@ class ModelVersionAdmin(AdminTables):
 
     def get_urls(self):
         activate = self.admin_site.admin_view(require_POST(self.activate_view))
-        return [path("<int:pk>/activate/", activate, name="classifier_modelversion_activate"), *super().get_urls()]
+        operating_point = self.admin_site.admin_view(require_POST(self.operating_point_view))
+        return [
+            path("<int:pk>/activate/", activate, name="classifier_modelversion_activate"),
+            path("<int:pk>/operating-point/", operating_point, name="classifier_modelversion_operating_point"),
+            *super().get_urls(),
+        ]
+
+    def operating_point_view(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        chosen = request.POST.get("target_sensitivity", "")
+        try:
+            target = None if chosen == "card" else float(chosen)
+            version.choose_operating_point(target, by=request.user)
+        except ValueError:
+            self.message_user(request, f"Choose one of {version.name}'s operating points.", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{version.name} now flags at ≥ {fraction(version.malignant_threshold)} for new predictions.",
+                messages.SUCCESS,
+            )
+        return redirect("admin:classifier_modelversion_change", version.pk)
 
     def activate_view(self, request, pk: int):
         """Activate at once, or first show why the gate did not pass it and ask (confirm=yes)."""
@@ -364,6 +423,20 @@ class ModelVersionAdmin(AdminTables):
         overrode = " (the quality gate's objections were overridden and recorded)" if confirmed else ""
         self.message_user(request, f"{version.name} now serves new predictions{overrode}.", messages.SUCCESS)
         return redirect("admin:classifier_modelversion_changelist")
+
+
+def _point_figures(figures, point: dict | None) -> dict:
+    """A row's test and validation figures, from FlagFigures or an operating point of the card."""
+    if point is not None:
+        test, val = point.get("test"), point.get("val") or {}
+        caught = fraction(test["sensitivity"]) if test else "—"
+        alarms = fraction(1 - test["specificity"]) if test else "—"
+        validation = f"{fraction(val.get('sensitivity'))} / {fraction(1 - val['specificity'])}" if val else "—"
+        return {"test_caught": caught, "test_false_alarms": alarms, "val": validation}
+    if figures is None or figures.measured_on != "test":
+        return {"test_caught": "—", "test_false_alarms": "—", "val": "—"}
+    return {"test_caught": fraction(figures.sensitivity), "test_false_alarms": fraction(figures.false_alarm_rate),
+            "val": "—"}  # fmt: skip
 
 
 class StartJobForm(forms.Form):

@@ -98,6 +98,16 @@ class ModelVersion(models.Model):
     is_active = models.BooleanField(default=False)
     registered_at = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)
+    # The malignancy flag's operating point: one of the card's target sensitivities (None: the
+    # card's own threshold). A clinic that wants to miss fewer malignant lesions accepts more
+    # false alarms; malignant_threshold follows the choice.
+    target_sensitivity = models.FloatField(
+        null=True, blank=True, help_text="The card's operating point the flag uses; empty: the card's own threshold."
+    )
+    operating_point_chosen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    operating_point_chosen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-registered_at", "-id"]
@@ -141,6 +151,26 @@ class ModelVersion(models.Model):
     def operating_points(self) -> list[dict]:
         """The card's operating points (training.operating_points), lowest target sensitivity first."""
         return list((self.card.get("operating_points") or {}).get("points") or [])
+
+    def threshold_for(self, target_sensitivity: float | None) -> float:
+        """The card's threshold for a target sensitivity (None: the card's own threshold)."""
+        if target_sensitivity is None:
+            return float(self.card.get("thresholds", {}).get("malignant", self.malignant_threshold))
+        for point in self.operating_points:
+            if math.isclose(point["target_sensitivity"], target_sensitivity, abs_tol=1e-9):
+                return float(point["threshold"])
+        offered = ", ".join(f"{point['target_sensitivity']:.0%}" for point in self.operating_points) or "none"
+        raise ValueError(
+            f"{self.name} has no operating point for {target_sensitivity:.0%} sensitivity (its card offers: {offered})."
+        )
+
+    def choose_operating_point(self, target_sensitivity: float | None, by=None) -> None:
+        """Flag new predictions at the card's threshold for this target sensitivity; earlier ones keep theirs."""
+        threshold = self.threshold_for(target_sensitivity)
+        self.target_sensitivity, self.malignant_threshold = target_sensitivity, threshold
+        self.operating_point_chosen_by, self.operating_point_chosen_at = by, timezone.now()
+        self.save(update_fields=["target_sensitivity", "malignant_threshold", "operating_point_chosen_by",
+                                 "operating_point_chosen_at"])  # fmt: skip
 
     def flag_figures(self, threshold: float | None) -> FlagFigures | None:
         """What the malignancy flag at this threshold means, in the figures the card holds.

@@ -70,8 +70,14 @@ def register_model_versions(
         # A card on disk may gain entries after registration (training.fit_ood adds
         # the out-of-distribution check); the database's copy follows it.
         if (root, version_dir.name) == (version.root, version.directory) and version.card != card.raw:
-            version.card, version.malignant_threshold = card.raw, card.malignant_threshold
-            version.save(update_fields=["card", "malignant_threshold"])
+            version.card = card.raw
+            try:  # the chosen operating point stays chosen, at the new card's threshold for it
+                version.malignant_threshold = version.threshold_for(version.target_sensitivity)
+            except ValueError:
+                logger.warning("Model version %s's new card has no %s operating point: back to its own threshold",
+                               card.version, version.target_sensitivity)  # fmt: skip
+                version.target_sensitivity, version.malignant_threshold = None, card.malignant_threshold
+            version.save(update_fields=["card", "malignant_threshold", "target_sensitivity"])
             logger.info("Updated the card of model version %s from %s", card.version, version_dir)
     created = [
         ModelVersion.objects.create(

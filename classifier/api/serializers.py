@@ -303,12 +303,26 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     gate = serializers.SerializerMethodField()
     activation_warnings = serializers.SerializerMethodField()
     activations = ModelActivationSerializer(many=True, read_only=True)
+    operating_points = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "url", "name", "is_active", "root", "malignant_threshold", "metrics", "gate",
-                  "activation_warnings", "registered_at", "activated_at", "activations"]  # fmt: skip
+        fields = ["id", "url", "name", "is_active", "root", "malignant_threshold", "target_sensitivity",
+                  "operating_points", "metrics", "gate", "activation_warnings", "registered_at", "activated_at",
+                  "activations"]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "The card's operating points of the malignancy flag (training.operating_points): "
+            "per target sensitivity, the threshold chosen on validation and its sensitivity and specificity "
+            "on validation and test. POST operating-point/ to serve one.",
+            "items": {"type": "object"},
+        }
+    )
+    def get_operating_points(self, version: ModelVersion) -> list[dict]:
+        return version.operating_points
 
     @extend_schema_field({"type": "object"})
     def get_metrics(self, version: ModelVersion) -> dict:
@@ -323,6 +337,14 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     def get_activation_warnings(self, version: ModelVersion) -> list[str]:
         """Why activating it needs {"confirm": true}; empty when it does not."""
         return version.activation_warnings()
+
+
+class OperatingPointSerializer(serializers.Serializer):
+    """POST /api/v1/model-versions/{id}/operating-point/: which of the card's operating points the flag uses."""
+
+    target_sensitivity = serializers.FloatField(
+        allow_null=True, help_text="One of the version's operating_points' target_sensitivity; null: the card's own."
+    )
 
 
 def version_headline_metrics(version: ModelVersion) -> dict:

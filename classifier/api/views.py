@@ -3,6 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from classifier.api.serializers import (
     LabelSerializer,
     ModelVersionSerializer,
     NotEnoughDataSerializer,
+    OperatingPointSerializer,
     PredictionSerializer,
     TrainingJobSerializer,
     UploadErrorSerializer,
@@ -193,4 +195,17 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         except ActivationNeedsConfirmation as exc:
             body = {"detail": str(exc), "code": "confirmation_required", "reasons": exc.reasons}
             return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(version).data)
+
+    @extend_schema(request=OperatingPointSerializer, responses={200: ModelVersionSerializer})
+    @action(detail=True, methods=["post"], url_path="operating-point")
+    def operating_point(self, request, pk=None):
+        """Flag new predictions at one of the card's operating points (earlier ones keep their threshold)."""
+        version = self.get_object()
+        form = OperatingPointSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            version.choose_operating_point(form.validated_data["target_sensitivity"], by=request.user)
+        except ValueError as exc:
+            raise ValidationError({"target_sensitivity": [str(exc)]}) from exc
         return Response(self.get_serializer(version).data)
