@@ -61,6 +61,10 @@ def test_a_job_registers_a_candidate_with_metrics_that_a_strict_gate_keeps_inact
     assert candidate.card["ood"]["threshold"] == 1.0
     assert (candidate.model_path.parent / candidate.card["ood"]["file"]).is_file()
     assert candidate.card["uncertainty"]["top_probability_below"] == settings.UNCERTAIN_BELOW
+    # ...and the flag's operating points, so a site can choose one for it too.
+    targets = [point["target_sensitivity"] for point in candidate.card["operating_points"]["points"]]
+    assert targets == [0.85, 0.90, 0.95]
+    assert candidate.threshold_for(0.90) == candidate.malignant_threshold
     assert (candidate.model_path.parent / "model.tflite").is_file()  # serves with either backend
     assert [check["result"] for check in job.gate["checks"]][:2] == ["passed", "passed"]  # enough images to judge
 

@@ -227,6 +227,7 @@ def train_and_export(job: TrainingJob) -> tuple[dict, Path]:
         "classes": list(CLASSES),
         "input_size": list(input_size),
         "thresholds": {"malignant": evaluation["malignant_threshold"]},
+        "operating_points": evaluation["operating_points"],
         "temperature": evaluation["temperature"],
         "calibration": "temperature scaling built into the model",
         "metrics": {"test": evaluation["test"], "val": evaluation["val"], "incumbent_test": incumbent_metrics},
