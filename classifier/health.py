@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celery import current_app as app
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -23,8 +24,6 @@ def check_database() -> dict:
 
 
 def check_broker() -> dict:
-    from lesionsite.celery import app
-
     try:
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
@@ -35,8 +34,6 @@ def check_broker() -> dict:
 
 def check_inference_workers() -> dict:
     """Workers that answer a ping and consume the `inference` queue."""
-    from lesionsite.celery import app
-
     try:
         queues = app.control.inspect(timeout=PING_TIMEOUT).active_queues() or {}
     except Exception as exc:

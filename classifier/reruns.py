@@ -5,12 +5,11 @@ from __future__ import annotations
 from django.db import transaction
 
 from classifier.models import LesionImage, ModelVersion, Prediction
+from classifier.queueing import enqueue_predictions
 
 
 def rerun_predictions(images) -> list[Prediction]:
     """A new queued prediction for each image, with the active version; earlier ones are kept."""
-    from classifier.uploads import enqueue_predictions
-
     version = ModelVersion.active()
     with transaction.atomic():
         created = [Prediction.objects.create(image=image, model_version=version) for image in images]

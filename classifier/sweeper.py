@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from classifier.models import Prediction
+from classifier.queueing import enqueue_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,6 @@ def requeue_stale_predictions(queued_for: float, running_for: float) -> list[int
 
     Each is reset with a conditional update, so a worker that finishes meanwhile wins.
     """
-    from classifier.uploads import enqueue_predictions
-
     now = timezone.now()
     stale_queued = Prediction.objects.filter(
         status=Prediction.Status.QUEUED, created_at__lt=now - datetime.timedelta(seconds=queued_for)

@@ -6,8 +6,10 @@ from django.conf import settings
 from django.db import transaction
 
 from classifier.models import ModelVersion, TrainingJob
+from classifier.queueing import enqueue_training_job
 from classifier.training_data import labelled_counts, require_enough_labelled_images
 
+NOT_SENT = "The training queue could not be reached (is Redis running?); nothing was changed. Start the job again."
 NO_ACTIVE_VERSION = "There is no active version to start from; start from ImageNet instead."
 
 
@@ -35,11 +37,10 @@ def start_training_job(user, start_from: str = TrainingJob.StartFrom.ACTIVE, epo
             raise ValueError(NO_ACTIVE_VERSION)
         require_enough_labelled_images(labelled_counts())
         job = TrainingJob.objects.create(requested_by=user, start_from=start_from, epochs=epochs)
-        transaction.on_commit(lambda: _enqueue(job.pk))
+        transaction.on_commit(lambda: _send(job))
     return job
 
 
-def _enqueue(job_id: int) -> None:
-    from worker.tasks import retrain
-
-    retrain.apply_async(args=[job_id])
+def _send(job: TrainingJob) -> None:
+    if not enqueue_training_job(job.pk):
+        job.finish(TrainingJob.Status.FAILED, error=NOT_SENT)

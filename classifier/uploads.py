@@ -14,6 +14,7 @@ from django.db import transaction
 
 from classifier.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
 from classifier.models import BatchEntry, LesionImage, ModelVersion, Prediction, UploadBatch, image_upload_path
+from classifier.queueing import enqueue_predictions
 from classifier.thumbnails import store_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -228,37 +229,4 @@ def _write_file(image: LesionImage, clean: CleanImage, written: list[str]) -> st
     return saved
 
 
-def model_batches(prediction_ids: list[int], size: int) -> list[list[int]]:
-    """The fewest batches of at most ``size`` ids, as even as they can be.
-
-    100 ids in batches of 32 go as 25, 25, 25, 25 rather than 32, 32, 32, 4: the
-    same number of tasks, but no small tail batch, which costs a task's fixed work
-    for few images and runs the model at its least efficient size (measured on the
-    2-core machine: 7.7 ms per image in a batch of 4 against 5.3-5.4 from 16 to 34).
-    """
-    count = -(-len(prediction_ids) // size)  # ceiling division
-    batches, start = [], 0
-    for index in range(count):
-        end = start + len(prediction_ids) // count + (index < len(prediction_ids) % count)
-        batches.append(prediction_ids[start:end])
-        start = end
-    return batches
-
-
-def enqueue_predictions(prediction_ids: list[int]) -> None:
-    """Send the predictions to the inference queue, in model-sized batches."""
-    from worker.tasks import predict
-
-    for chunk in model_batches(prediction_ids, settings.INFERENCE_BATCH_SIZE):
-        try:
-            predict.apply_async(args=[chunk])
-        except Exception:
-            # The rows stay 'queued'; the stale-prediction sweep sends them again.
-            logger.exception(
-                "Could not enqueue predictions %s; they stay queued for the sweep",
-                chunk,
-                extra={"prediction_ids": chunk},
-            )
-
-
-__all__ = ["ImageRejected", "UploadRefused", "UploadRejected", "StoredUpload", "store_uploads", "enqueue_predictions"]
+__all__ = ["ImageRejected", "UploadRefused", "UploadRejected", "StoredUpload", "store_uploads"]

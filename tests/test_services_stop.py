@@ -1,4 +1,4 @@
-"""lesionsite.services.stop: how `make run` stops the processes it started."""
+"""classifier.management.local_services.stop: how `make run` stops the processes it started."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from lesionsite.services import stop
+from classifier.management.local_services import stop
 
 # A child that notes a SIGTERM in its output and takes 0.5 s to shut down after SIGINT,
 # as a Celery process does.

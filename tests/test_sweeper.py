@@ -19,7 +19,7 @@ LONG_AGO = timezone.now() - datetime.timedelta(hours=1)
 @pytest.fixture
 def sent(monkeypatch):
     calls = []
-    monkeypatch.setattr("classifier.uploads.enqueue_predictions", calls.append)
+    monkeypatch.setattr("classifier.sweeper.enqueue_predictions", calls.append)
     return calls
 
 

@@ -5,12 +5,13 @@ import subprocess
 import sys
 import time
 
+from celery import current_app as app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.management.commands.create_demo_users import DEMO_ACCOUNTS, login_box
-from lesionsite.services import broker_address, is_listening, start_redis, stop
+from classifier.management.local_services import broker_address, is_listening, start_redis, stop
 
 # After a Ctrl-C, how long the children (who got it too) may take to stop on their own
 # before they are sent SIGTERM: the Celery workers' warm shutdown takes ~1-2 s.
@@ -92,8 +93,6 @@ class Command(BaseCommand):
 
 def _wait_for_workers(deadline: float) -> None:
     """Until both workers answer a ping (their banners are printed by then), or the deadline."""
-    from lesionsite.celery import app
-
     while time.monotonic() < deadline:
         try:
             if len(app.control.ping(timeout=1.0)) >= 2:

@@ -1,4 +1,4 @@
-"""Starting the local services `make run` needs: a Redis when none listens, and children to stop."""
+"""What `make run` (the runlocal command) starts besides Django: a Redis when none listens; stopping children."""
 
 from __future__ import annotations
 
