@@ -14,8 +14,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from classifier.intervals import card_intervals
 from classifier.labelling import QUEUE_ORDER, label_images, labelling_queue, with_latest_prediction
+from classifier.lib.intervals import card_intervals
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,

@@ -15,7 +15,7 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultipleImageField(forms.FileField):
-    """A file field that takes one or many files; each is checked by classifier.imaging."""
+    """A file field that takes one or many files; each is checked by classifier.lib.imaging."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*", "multiple": True}))

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from classifier.imaging import ImageRejected, clean_upload
+from classifier.lib.imaging import ImageRejected, clean_upload
 from classifier.models import CLASS_CHOICES, METHOD_CHOICES, SEX_CHOICES, SITE_CHOICES, LesionImage, image_upload_path
 from classifier.uploads import upload_limits
 

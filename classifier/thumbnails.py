@@ -6,37 +6,18 @@ thumbnail, made at upload from the pixels the web process already decoded, or on
 first request for an image stored before thumbnails existed. Like the image, it is
 content-addressed by the upload's SHA-256, so identical uploads share one file.
 
-make_thumbnail() is plain Pillow (classifier.imaging calls it while it holds the
-decoded pixels); the functions after it store through Django's default_storage.
+The picture is made by classifier.lib.imaging.make_thumbnail (plain Pillow, called
+while the upload's pixels are decoded); this module names and stores it through
+Django's default_storage.
 """
 
 from __future__ import annotations
-
-import io
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-# The longest side: sharp at twice the lists' 48-56 px cells (high-density
-# screens), and a few kilobytes as WebP.
-THUMBNAIL_SIDE = 256
-# WebP's fastest method: the upload request waits for it, and at this size the
-# slower methods save a few hundred bytes.
-WEBP_OPTIONS = {"quality": 80, "method": 0}
-CONTENT_TYPE = "image/webp"
-
-
-def make_thumbnail(image: Image.Image) -> bytes:
-    """An RGB picture shrunk to fit THUMBNAIL_SIDE (never enlarged), as WebP bytes."""
-    scale = min(1.0, THUMBNAIL_SIDE / max(image.size))
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    # reducing_gap: shrink by whole factors first, then resample; as good as a full
-    # resample to the eye and several times faster on a large picture.
-    small = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0) if scale < 1 else image
-    buffer = io.BytesIO()
-    small.convert("RGB").save(buffer, "WEBP", **WEBP_OPTIONS)
-    return buffer.getvalue()
+from classifier.lib.imaging import make_thumbnail
 
 
 def thumbnail_name(sha256: str) -> str:

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from classifier.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
+from classifier.lib.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
 from classifier.models import BatchEntry, LesionImage, ModelVersion, Prediction, UploadBatch, image_upload_path
 from classifier.queueing import enqueue_predictions
 from classifier.thumbnails import store_thumbnail

@@ -22,6 +22,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from classifier import history as history_query
 from classifier import thumbnails
 from classifier.forms import NOTE_MAX_LENGTH, ClinicianNoteForm, HistoryFilterForm, UploadForm
+from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
 from classifier.models import LesionImage, Prediction
 from classifier.scoping import visible_batches, visible_images, visible_predictions
 from classifier.triage import by_attention
@@ -259,4 +260,4 @@ def image_thumbnail(request, pk: int):
         handle = default_storage.open(thumbnails.ensure_thumbnail(image), "rb")
     except FileNotFoundError:
         raise Http404("The stored image is missing.") from None
-    return _private_file(handle, thumbnails.CONTENT_TYPE)
+    return _private_file(handle, THUMBNAIL_CONTENT_TYPE)

@@ -216,7 +216,7 @@ TRAINING_GATE_MIN_MELANOMA_RECALL = envfloat("TRAINING_GATE_MIN_MELANOMA_RECALL"
 # The gate judges only when the held-out (test) and validation parts hold at least this
 # many images of every class; a job needs as many to start. 10: below it one image moves
 # a class's recall by more than 0.1 (five times the balanced-accuracy tolerance), and even
-# at 10 a recall of 0.8 has the 95 % interval 0.49-0.94 (classifier.intervals.wilson_interval(8, 10)).
+# at 10 a recall of 0.8 has the 95 % interval 0.49-0.94 (classifier.lib.intervals.wilson_interval(8, 10)).
 # HAM10000's own split, which imported images keep, has 17 and 18 dermatofibromas (its
 # rarest class) in test and validation, so a site that imported it is never refused.
 TRAINING_GATE_MIN_HELD_OUT_PER_CLASS = envint("TRAINING_GATE_MIN_HELD_OUT_PER_CLASS", 10, minimum=1)

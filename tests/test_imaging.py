@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin
 
-from classifier.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
+from classifier.lib.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classifier.intervals import balanced_accuracy_interval, card_intervals, recall_interval, wilson_interval
+from classifier.lib.intervals import balanced_accuracy_interval, card_intervals, recall_interval, wilson_interval
 
 
 def test_the_wilson_interval_matches_newcombes_worked_example():

@@ -1,4 +1,4 @@
-"""The PNG writer that stores uploads (classifier.png): lossless, valid, nothing but pixels."""
+"""The PNG writer that stores uploads (classifier.lib.png): lossless, valid, nothing but pixels."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.png import ROWS_PER_BLOCK, encode_rgb_png
+from classifier.lib.png import ROWS_PER_BLOCK, encode_rgb_png
 
 
 def decoded(png: bytes) -> np.ndarray:

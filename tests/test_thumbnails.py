@@ -9,8 +9,9 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from classifier.lib.imaging import THUMBNAIL_SIDE, make_thumbnail
 from classifier.models import LesionImage, UploadBatch
-from classifier.thumbnails import THUMBNAIL_SIDE, make_thumbnail, thumbnail_name
+from classifier.thumbnails import thumbnail_name
 from tests.conftest import media_files
 from tests.factories import make_image, make_prediction
 from tests.images import image_bytes, upload

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classifier.imaging import ImageRejected
+from classifier.lib.imaging import ImageRejected
 from classifier.models import LesionImage, Prediction, UploadBatch
 from classifier.uploads import UploadRefused, validate_files
 from tests.conftest import media_files

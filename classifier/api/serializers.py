@@ -4,7 +4,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from classifier.intervals import card_intervals
+from classifier.lib.intervals import card_intervals
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
@@ -349,7 +349,7 @@ class OperatingPointSerializer(serializers.Serializer):
 
 def version_headline_metrics(version: ModelVersion) -> dict:
     """The numbers to compare versions by, from the card's test metrics, with the held-out
-    images per class and the 95 % confidence intervals (classifier.intervals)."""
+    images per class and the 95 % confidence intervals (classifier.lib.intervals)."""
     test = version.metrics.get("test") or {}
     keys = ("n_images", "balanced_accuracy", "macro_f1", "melanoma_recall_at_threshold", "accuracy", "ece")
     headline = {key: test.get(key) for key in keys}
