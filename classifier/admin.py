@@ -14,13 +14,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from classifier.labelling import QUEUE_ORDER, label_images, labelling_queue, with_latest_prediction
 from classifier.lib.intervals import card_intervals
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
     ActivationNeedsConfirmation,
+    JobConflict,
     LesionImage,
+    LesionImageQuerySet,
     ModelActivation,
     ModelVersion,
     Prediction,
@@ -28,9 +29,7 @@ from classifier.models import (
     UnlabelledImage,
     UploadBatch,
 )
-from classifier.reruns import images_of, rerun_predictions
 from classifier.training_data import PART_NAMES, PARTS, labelled_counts, minimum_per_class
-from classifier.training_jobs import JobConflict, start_training_job
 from training.classes import CLASSES, FULL_NAMES
 
 
@@ -106,7 +105,7 @@ class LesionImageAdmin(AdminTables):
     list_per_page = 50
 
     def get_queryset(self, request):
-        return with_latest_prediction(super().get_queryset(request).select_related("owner"))
+        return super().get_queryset(request).select_related("owner", "latest_prediction")
 
     @admin.display(description="Image")
     def thumbnail(self, image):
@@ -118,11 +117,12 @@ class LesionImageAdmin(AdminTables):
         url = reverse("classifier:image-file", args=[image.pk])
         return format_html('<img src="{}" alt="" style="max-width:320px">', url)
 
-    @admin.display(description="Model says", ordering="predicted_confidence")
+    @admin.display(description="Model says", ordering="latest_prediction__top_probability")
     def predicted(self, image):
-        if image.predicted_class is None:
-            return "—"
-        return f"{FULL_NAMES[image.predicted_class]} ({image.predicted_confidence:.0%})"
+        reading = image.latest_prediction
+        if reading is None or not reading.has_reading:
+            return "—" if reading is None or reading.status != "done" else "not assessed (not dermatoscopic)"
+        return f"{FULL_NAMES[reading.top_class]} ({reading.top_probability:.0%})"
 
     @admin.display(description="Label", ordering="diagnosis")
     def label_status(self, image):
@@ -140,8 +140,7 @@ class LesionImageAdmin(AdminTables):
     def label_selected(self, request, queryset):
         form = LabelForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            count = label_images(
-                queryset.model.objects.filter(pk__in=queryset.values("pk")),
+            count = LesionImage.objects.filter(pk__in=queryset.values("pk")).label(
                 form.cleaned_data["diagnosis"],
                 form.cleaned_data["method"],
                 form.cleaned_data["note"],
@@ -156,7 +155,7 @@ class LesionImageAdmin(AdminTables):
 
     @admin.action(description="Re-run the selected images with the active model version")
     def rerun_selected(self, request, queryset):
-        created = rerun_predictions(list(queryset))
+        created = queryset.rerun()
         self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)
 
 
@@ -170,12 +169,12 @@ class LabellingQueueAdmin(LesionImageAdmin):
     list_filter = ["created_at"]
 
     def get_queryset(self, request):
-        return labelling_queue(UnlabelledImage.objects.select_related("owner"))
+        return UnlabelledImage.objects.select_related("owner").labelling_queue()
 
     def get_ordering(self, request):
         # The changelist replaces a queryset's order with this one (the model's
         # newest-first when it is empty), so the queue's order must be given here.
-        return list(QUEUE_ORDER)
+        return list(LesionImageQuerySet.QUEUE_ORDER)
 
     def has_add_permission(self, request):
         return False
@@ -528,7 +527,7 @@ class TrainingJobAdmin(AdminTables):
         form = StartJobForm(request.POST or None, active=active)
         if request.method == "POST" and form.is_valid():
             try:
-                job = start_training_job(request.user, **form.cleaned_data)
+                job = TrainingJob.start(request.user, **form.cleaned_data)
             except JobConflict as exc:
                 self.message_user(request, str(exc), messages.ERROR)
             except ValueError as exc:  # not enough labelled images (the job's own rule), no active version
@@ -609,7 +608,7 @@ class PredictionAdmin(AdminTables):
 
     @admin.action(description="Re-run the selected predictions' images with the active model version")
     def rerun_selected(self, request, queryset):
-        created = rerun_predictions(images_of(queryset))
+        created = queryset.rerun()
         self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)
 
 

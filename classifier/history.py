@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Q, QuerySet
 
 from classifier.models import LesionImage, Prediction
 from training.classes import FULL_NAMES
@@ -48,14 +48,10 @@ _LATEST_FIELDS = {
 
 
 def annotate_latest_prediction(images: QuerySet[LesionImage]) -> QuerySet[LesionImage]:
-    """Each image annotated with its latest prediction's fields, named prediction_<field>.
-
-    The latest prediction is the one an image's history row, its API entry and their
-    filters speak of (an image re-run with another version has several).
-    """
-    latest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
-    annotations = {name: Subquery(latest.values(field)[:1]) for name, field in _LATEST_FIELDS.items()}
-    return images.annotate(**annotations)
+    """Each image with its latest prediction (LesionImage.latest_prediction, one join) and that
+    prediction's fields as prediction_<field>, the names the filters, sorts and CSV use."""
+    annotations = {name: F(f"latest_prediction__{field}") for name, field in _LATEST_FIELDS.items()}
+    return images.select_related("latest_prediction__model_version").annotate(**annotations)
 
 
 def own_images(user) -> QuerySet[LesionImage]:

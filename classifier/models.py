@@ -8,10 +8,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections, models, router, transaction
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
+from classifier.queueing import enqueue_predictions, enqueue_training_job
+from classifier.training_data import labelled_counts, require_enough_labelled_images
 from training.card import MODEL_FILENAME
 from training.classes import CLASSES, FULL_NAMES
 
@@ -296,11 +300,91 @@ class ModelActivation(models.Model):
         return f"{self.version.name} activated {self.activated_at:%Y-%m-%d %H:%M}"
 
 
+def is_admin(user) -> bool:
+    return bool(user.is_authenticated and user.is_staff)
+
+
+def validate_label(diagnosis: str, method: str) -> None:
+    """A confirmed diagnosis is one of the seven classes, confirmed in one of METHOD_CHOICES' ways."""
+    if diagnosis not in dict(CLASS_CHOICES):
+        raise ValueError(f"unknown diagnosis {diagnosis!r}")
+    if method not in dict(METHOD_CHOICES):
+        raise ValueError(f"unknown confirmation method {method!r}")
+
+
+class UploadBatchQuerySet(models.QuerySet):
+    def visible_to(self, user) -> UploadBatchQuerySet:
+        """A clinician sees their own batches, an admin every one."""
+        return self if is_admin(user) else self.filter(owner=user)
+
+
+class LesionImageQuerySet(models.QuerySet):
+    # The labelling queue's order: the model's least sure reading first, images without a
+    # reading last, then newest first. The admin's changelist is given it too (get_ordering).
+    QUEUE_ORDER = (F("latest_prediction__top_probability").asc(nulls_last=True), "-created_at")
+
+    def visible_to(self, user) -> LesionImageQuerySet:
+        """A clinician sees their own images, an admin every one."""
+        return self if is_admin(user) else self.filter(owner=user)
+
+    def labelling_queue(self) -> LesionImageQuerySet:
+        """Unlabelled images, the model's least sure reading first: a label helps most there.
+
+        Images whose latest prediction has no reading yet (queued, failed) come last, then newest first.
+        """
+        return self.filter(diagnosis="").select_related("latest_prediction").order_by(*self.QUEUE_ORDER)
+
+    def label(self, diagnosis: str, method: str, note: str, by) -> int:
+        """Set the same confirmed diagnosis on every image in one statement; returns how many."""
+        validate_label(diagnosis, method)
+        with transaction.atomic():
+            return self.update(
+                diagnosis=diagnosis, diagnosis_method=method, diagnosis_note=note, labelled_by=by,
+                labelled_at=timezone.now(),
+            )  # fmt: skip
+
+    def rerun(self) -> list[Prediction]:
+        """A new queued prediction for each image, with the active version; earlier ones are kept."""
+        return Prediction.objects.queue_for(list(self), ModelVersion.active())
+
+    def refresh_latest_prediction(self) -> int:
+        """Point each image at its newest prediction (the one definition of "latest"), in one UPDATE."""
+        newest = Prediction.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
+        return self.update(latest_prediction=Subquery(newest))
+
+
+class PredictionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> PredictionQuerySet:
+        """Predictions on the images the user may see, with what their pages show."""
+        predictions = self.select_related("image", "model_version")
+        return predictions if is_admin(user) else predictions.filter(image__owner=user)
+
+    def queue_for(self, images: list[LesionImage], version: ModelVersion | None) -> list[Prediction]:
+        """A queued prediction for each image, made the images' latest; sent to the workers after commit.
+
+        Two statements whatever the number of images: one INSERT, one UPDATE of the images' link.
+        """
+        with transaction.atomic():
+            created = self.bulk_create([Prediction(image=image, model_version=version) for image in images])
+            LesionImage.objects.filter(pk__in=[image.pk for image in images]).refresh_latest_prediction()
+            for image, prediction in zip(images, created, strict=True):
+                image.latest_prediction = prediction
+            ids = [prediction.pk for prediction in created]
+            transaction.on_commit(lambda: enqueue_predictions(ids))
+        return created
+
+    def rerun(self) -> list[Prediction]:
+        """Re-run these predictions' images with the active version."""
+        return LesionImage.objects.filter(pk__in=self.values("image_id")).rerun()
+
+
 class UploadBatch(models.Model):
     """Several images uploaded in one request; inferred together in batches."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = UploadBatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -347,6 +431,13 @@ class LesionImage(models.Model):
     labelled_at = models.DateTimeField(null=True, blank=True)
     # The uploading clinician's own note (not the admin's diagnosis_note).
     clinician_note = models.TextField(blank=True, max_length=2000)
+    # The image's newest prediction: what every page, list, filter and export shows of it.
+    # Kept by Prediction.save, PredictionQuerySet.queue_for and the delete signal below.
+    latest_prediction = models.ForeignKey(
+        "Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    objects = LesionImageQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -355,22 +446,12 @@ class LesionImage(models.Model):
     def __str__(self) -> str:
         return self.original_filename or f"Image {self.pk}"
 
-    @property
-    def is_labelled(self) -> bool:
-        return bool(self.diagnosis)
-
     def set_label(self, diagnosis: str, method: str, note: str, by) -> None:
         """Record the confirmed diagnosis, who confirmed it and when."""
-        if diagnosis not in dict(CLASS_CHOICES):
-            raise ValueError(f"unknown diagnosis {diagnosis!r}")
-        if method not in dict(METHOD_CHOICES):
-            raise ValueError(f"unknown confirmation method {method!r}")
+        validate_label(diagnosis, method)
         self.diagnosis, self.diagnosis_method, self.diagnosis_note = diagnosis, method, note
         self.labelled_by, self.labelled_at = by, timezone.now()
         self.save(update_fields=["diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"])
-
-    def latest_prediction(self) -> Prediction | None:
-        return self.predictions.order_by("-created_at", "-id").first()
 
 
 class Prediction(models.Model):
@@ -418,6 +499,13 @@ class Prediction(models.Model):
         null=True, blank=True, help_text="The threshold the malignancy flag was judged by (the version's, then)."
     )
 
+    objects = PredictionQuerySet.as_manager()
+
+    # The order a batch's results are read in, most urgent first (static/batch.js has the
+    # same groups). A failed image has no reading at all, so it comes before the
+    # unremarkable ones: the clinician has to upload it again.
+    FLAGGED, UNUSUAL, FAILED, UNREMARKABLE, PENDING = range(5)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         # Every task looks up the queued rows (to fill its batch) and the rows it holds:
@@ -430,8 +518,36 @@ class Prediction(models.Model):
     def __str__(self) -> str:
         return f"Prediction {self.pk} ({self.status})"
 
+    def save(self, *args, **kwargs):
+        creating = self._state.adding
+        super().save(*args, **kwargs)
+        if creating:
+            LesionImage.objects.filter(pk=self.image_id).refresh_latest_prediction()
+
     def get_absolute_url(self) -> str:
         return reverse("classifier:prediction", args=[self.pk])
+
+    @property
+    def attention_group(self) -> int:
+        if self.status == self.Status.FAILED:
+            return self.FAILED
+        if self.status != self.Status.DONE:
+            return self.PENDING
+        if self.is_malignant:
+            return self.FLAGGED
+        if self.is_out_of_distribution or self.is_uncertain:
+            return self.UNUSUAL
+        return self.UNREMARKABLE
+
+    @staticmethod
+    def by_attention(predictions) -> list[Prediction]:
+        """What needs a clinician's attention first: by group, then malignancy score high to low, then upload order."""
+
+        def key(prediction: Prediction) -> tuple[int, float, int]:
+            score = prediction.malignant_probability if prediction.malignant_probability is not None else -1.0
+            return (prediction.attention_group, -score, prediction.pk)
+
+        return sorted(predictions, key=key)
 
     @property
     def is_finished(self) -> bool:
@@ -513,17 +629,6 @@ class Prediction(models.Model):
             held = cls.objects.filter(status=cls.Status.RUNNING, task_id=task_id)
             return list(held.select_related("image").order_by("id"))
 
-    def mark_done(
-        self,
-        version: ModelVersion,
-        probabilities: dict[str, float],
-        malignant: float,
-        inference_ms: float,
-        **reading,
-    ) -> bool:
-        """Store a finished reading; False if this task no longer held the row."""
-        return self._finish(**self.done_fields(version, probabilities, malignant, inference_ms, **reading))
-
     @classmethod
     def done_fields(
         cls,
@@ -537,7 +642,7 @@ class Prediction(models.Model):
         is_out_of_distribution: bool | None = None,
         explanation: dict | None = None,
     ) -> dict:
-        """The columns a finished reading sets (for mark_done and finish_many)."""
+        """The columns a finished reading sets (finish_many stores them)."""
         top_class = max(probabilities, key=probabilities.get)
         threshold = version.malignant_threshold
         return {
@@ -622,6 +727,11 @@ class Prediction(models.Model):
         return stored
 
 
+@receiver(post_delete, sender=Prediction)
+def _point_at_the_newest_remaining(sender, instance: Prediction, **kwargs) -> None:
+    LesionImage.objects.filter(pk=instance.image_id, latest_prediction=None).refresh_latest_prediction()
+
+
 def _column_value(field: models.Field, value):
     """What a raw statement stores for a field: the primary key for a relation."""
     if field.is_relation and isinstance(value, models.Model):
@@ -660,6 +770,18 @@ class UnlabelledImage(LesionImage):
         proxy = True
         verbose_name = "labelling queue entry"
         verbose_name_plural = "labelling queue"
+
+
+class JobConflict(Exception):
+    """Another training job is queued or running: only one runs at a time."""
+
+    def __init__(self, open_job: TrainingJob):
+        super().__init__(f"Training job {open_job.pk} is {open_job.status}; wait for it or cancel it first.")
+        self.open_job = open_job
+
+
+NO_ACTIVE_VERSION = "There is no active version to start from; start from ImageNet instead."
+NOT_SENT = "The training queue could not be reached (is Redis running?); nothing was changed. Start the job again."
 
 
 class TrainingJob(models.Model):
@@ -713,6 +835,32 @@ class TrainingJob(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @classmethod
+    def start(cls, user, start_from: str = StartFrom.ACTIVE, epochs: int = 3) -> TrainingJob:
+        """Create a queued job and send it to the `training` queue once committed.
+
+        A job that would fail is refused here, before anything is queued, by the rule the
+        job itself applies (NotEnoughData, a ValueError with the counts); so is a second open
+        job (JobConflict). A job the broker cannot take is failed at once, so it blocks nothing.
+        """
+        if not 1 <= epochs <= settings.TRAINING_MAX_EPOCHS:
+            raise ValueError(f"epochs must be between 1 and {settings.TRAINING_MAX_EPOCHS}")
+        with transaction.atomic():
+            open_job = cls.objects.select_for_update().filter(status__in=cls.OPEN_STATUSES).first()
+            if open_job is not None:
+                raise JobConflict(open_job)
+            if start_from == cls.StartFrom.ACTIVE and not ModelVersion.objects.filter(is_active=True).exists():
+                raise ValueError(NO_ACTIVE_VERSION)
+            require_enough_labelled_images(labelled_counts())
+            job = cls.objects.create(requested_by=user, start_from=start_from, epochs=epochs)
+
+            def send() -> None:
+                if not enqueue_training_job(job.pk):
+                    job.finish(cls.Status.FAILED, error=NOT_SENT)
+
+            transaction.on_commit(send)
+        return job
 
     def claim(self, task_id: str) -> bool:
         """queued → running for this task; False if it was cancelled or taken meanwhile."""

@@ -14,7 +14,6 @@ from django.db import transaction
 
 from classifier.lib.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
 from classifier.models import BatchEntry, LesionImage, ModelVersion, Prediction, UploadBatch, image_upload_path
-from classifier.queueing import enqueue_predictions
 from classifier.thumbnails import store_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -131,8 +130,6 @@ def store_uploads(
     try:
         with transaction.atomic():
             batch, stored = _store(owner, cleaned, written, age=age, sex=sex, site=site)
-            queued = [item.prediction.pk for item in stored if item.created]
-            transaction.on_commit(lambda: enqueue_predictions(queued))
     except BaseException:
         for name in written:
             default_storage.delete(name)
@@ -149,17 +146,15 @@ def store_uploads(
 
 
 def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, list[StoredUpload]]:
-    # A fixed number of queries per request, not three per file: one to find the
-    # owner's earlier uploads of these bytes, one to read their predictions, one
-    # INSERT for the new images, one for their predictions and one for the batch's entries.
+    # A fixed number of queries per request, not three per file: one to find the owner's
+    # earlier uploads of these bytes with their latest predictions, one INSERT for the new
+    # images, one for their predictions (queue_for) and one for the batch's entries.
     version = ModelVersion.active()
     batch = UploadBatch.objects.create(owner=owner) if len(cleaned) > 1 else None
     given = {key: value for key, value in clinical.items() if value not in (None, "")}
     digests = {clean.sha256 for _, clean in cleaned}
-    existing = {image.sha256: image for image in LesionImage.objects.filter(owner=owner, sha256__in=digests)}
-    latest: dict[int, Prediction] = {}
-    for prediction in Prediction.objects.filter(image__in=existing.values()).order_by("created_at", "id"):
-        latest[prediction.image_id] = prediction  # the newest wins
+    earlier = LesionImage.objects.filter(owner=owner, sha256__in=digests).select_related("latest_prediction")
+    existing = {image.sha256: image for image in earlier}
 
     new_images: dict[str, LesionImage] = {}
     for name, clean in cleaned:
@@ -180,8 +175,8 @@ def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, lis
     LesionImage.objects.bulk_create(new_images.values())
 
     # An earlier upload whose predictions were all deleted gets a new one, like a new image.
-    needing = list(new_images.values()) + [image for image in existing.values() if image.pk not in latest]
-    created = Prediction.objects.bulk_create([Prediction(image=image, model_version=version) for image in needing])
+    needing = list(new_images.values()) + [image for image in existing.values() if image.latest_prediction is None]
+    created = Prediction.objects.queue_for(needing, version)  # sent to the workers once committed
     fresh = {prediction.image_id: prediction for prediction in created}
 
     stored, seen = [], set()
@@ -190,7 +185,7 @@ def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, lis
         is_new = image.pk in fresh and clean.sha256 not in seen
         known = clean.sha256 in existing
         ignored = tuple(key for key, value in given.items() if known and getattr(image, key) != value)
-        stored.append(StoredUpload(image, fresh.get(image.pk) or latest[image.pk], is_new, ignored))
+        stored.append(StoredUpload(image, fresh.get(image.pk) or image.latest_prediction, is_new, ignored))
         seen.add(clean.sha256)
     if batch is not None:
         _add_entries(batch, stored, set(existing))

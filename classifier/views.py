@@ -23,9 +23,7 @@ from classifier import history as history_query
 from classifier import thumbnails
 from classifier.forms import NOTE_MAX_LENGTH, ClinicianNoteForm, HistoryFilterForm, UploadForm
 from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
-from classifier.models import LesionImage, Prediction
-from classifier.scoping import visible_batches, visible_images, visible_predictions
-from classifier.triage import by_attention
+from classifier.models import LesionImage, Prediction, UploadBatch
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 
@@ -93,7 +91,7 @@ def _say_what_was_known(request, stored) -> None:
 
 @login_required
 def prediction_detail(request, pk: int):
-    prediction = get_object_or_404(visible_predictions(request.user), pk=pk)
+    prediction = get_object_or_404(Prediction.objects.visible_to(request.user), pk=pk)
     image = prediction.image
     classes = [{"code": code, "name": FULL_NAMES[code], "malignant": code in MALIGNANT_CLASSES} for code in CLASSES]
     version = prediction.model_version
@@ -114,11 +112,11 @@ def prediction_detail(request, pk: int):
 
 @login_required
 def batch_detail(request, pk: int):
-    batch = get_object_or_404(visible_batches(request.user), pk=pk)
+    batch = get_object_or_404(UploadBatch.objects.visible_to(request.user), pk=pk)
     entries = batch.entries.select_related("image", "prediction__model_version")
     for entry in entries:
         entry.prediction.batch_entry = entry
-    predictions = by_attention(entry.prediction for entry in entries)
+    predictions = Prediction.by_attention(entry.prediction for entry in entries)
     finished = sum(1 for prediction in predictions if prediction.is_finished)
     context = {"batch": batch, "predictions": predictions, "finished": finished}
     return render(request, "classifier/batch.html", context)
@@ -145,9 +143,6 @@ def history(request):
     form, images = _filtered_history(request)
     page = Paginator(images, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
-    latest = Prediction.objects.in_bulk([image.prediction_id for image in page.object_list if image.prediction_id])
-    for image in page.object_list:
-        image.latest = latest.get(image.prediction_id)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -243,7 +238,7 @@ def _private_file(handle, content_type: str) -> FileResponse:
 @require_GET
 def image_file(request, pk: int):
     """The stored image, to its owner and admins only: uploads have no public URL."""
-    image = get_object_or_404(visible_images(request.user), pk=pk)
+    image = get_object_or_404(LesionImage.objects.visible_to(request.user), pk=pk)
     try:
         handle = image.file.open("rb")
     except FileNotFoundError:
@@ -255,7 +250,7 @@ def image_file(request, pk: int):
 @require_GET
 def image_thumbnail(request, pk: int):
     """The image's small preview for lists, to whoever may see the image; made now if it has none yet."""
-    image = get_object_or_404(visible_images(request.user), pk=pk)
+    image = get_object_or_404(LesionImage.objects.visible_to(request.user), pk=pk)
     try:
         handle = default_storage.open(thumbnails.ensure_thumbnail(image), "rb")
     except FileNotFoundError:

@@ -1,6 +1,6 @@
 // Keeps a batch page current without reloading: polls the REST API with the
 // session cookie, fills each row as its result arrives, moves the rows that need
-// attention to the top (the same rule as classifier/triage.py), and advances the
+// attention to the top (the same rule as Prediction.by_attention in classifier/models.py), and advances the
 // progress bar until every image has finished.
 (function () {
   "use strict";
@@ -12,7 +12,7 @@
   var count = document.getElementById("batch-count");
   var total = tbody.rows.length;
 
-  // Groups, most urgent first; classifier/triage.py has the same ones.
+  // Groups, most urgent first; Prediction.attention_group (classifier/models.py) has the same ones.
   var FLAGGED = 0, UNUSUAL = 1, FAILED = 2, UNREMARKABLE = 3, PENDING = 4;
 
   function attentionGroup(item) {

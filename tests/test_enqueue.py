@@ -71,7 +71,6 @@ def test_a_training_job_that_cannot_be_sent_fails_at_once_and_frees_the_queue(
     monkeypatch, settings, django_user_model, django_capture_on_commit_callbacks
 ):
     from classifier.models import TrainingJob
-    from classifier.training_jobs import start_training_job
     from tests.factories import make_labelled_dataset
 
     admin = django_user_model.objects.create_superuser("root", password="root-password-1")
@@ -80,7 +79,7 @@ def test_a_training_job_that_cannot_be_sent_fails_at_once_and_frees_the_queue(
     monkeypatch.setattr(queueing, "current_app", FakeApp(fail=True))
 
     with django_capture_on_commit_callbacks(execute=True):
-        job = start_training_job(admin, start_from="imagenet", epochs=1)
+        job = TrainingJob.start(admin, start_from="imagenet", epochs=1)
 
     job.refresh_from_db()
     assert job.status == TrainingJob.Status.FAILED and "could not be reached" in job.error

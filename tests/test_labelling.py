@@ -10,7 +10,6 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from classifier.labelling import label_images, labelling_queue
 from classifier.models import LesionImage
 from tests.conftest import token_client
 from tests.factories import make_image, make_prediction
@@ -62,7 +61,7 @@ def test_bulk_labelling_sets_the_same_diagnosis_on_every_selected_image(owner, a
     images = [make_image(owner) for _ in range(3)]
     untouched = make_image(owner)
 
-    count = label_images(LesionImage.objects.filter(pk__in=[i.pk for i in images]), "bkl", "consensus", "", admin_user)
+    count = LesionImage.objects.filter(pk__in=[i.pk for i in images]).label("bkl", "consensus", "", admin_user)
 
     assert count == 3
     assert set(LesionImage.objects.filter(diagnosis="bkl").values_list("pk", flat=True)) == {i.pk for i in images}
@@ -129,7 +128,7 @@ def test_the_labelling_queue_lists_unlabelled_images_least_certain_first(owner, 
     labelled = make_prediction(owner, status="done", top_probability=0.30).image
     labelled.set_label("nv", "histo", "", admin_user)
 
-    assert list(labelling_queue()) == [unsure, middling, sure, not_yet]
+    assert list(LesionImage.objects.labelling_queue()) == [unsure, middling, sure, not_yet]
 
 
 def rows_of(page: str) -> list[int]:

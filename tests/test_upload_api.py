@@ -228,12 +228,13 @@ def test_a_storage_failure_midway_leaves_no_orphan_file_or_row(owner_api, monkey
 def test_a_database_failure_after_the_files_are_written_leaves_no_orphan_file_or_row(owner_api, monkeypatch):
     from django.db import DatabaseError
 
-    from classifier import uploads
+    from classifier.models import PredictionQuerySet
 
     def fail(*args, **kwargs):
         raise DatabaseError("connection lost")
 
-    monkeypatch.setattr(uploads.Prediction.objects, "bulk_create", fail)
+    # The images' rows and files are written by then; their predictions' INSERT fails.
+    monkeypatch.setattr(PredictionQuerySet, "bulk_create", fail)
     with pytest.raises(DatabaseError, match="connection lost"):
         post(owner_api, upload("a.png", seed=1), upload("b.png", seed=2))
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from classifier.models import LesionImage, ModelActivation, ModelVersion, TrainingJob
+from classifier.models import NO_ACTIVE_VERSION, LesionImage, ModelActivation, ModelVersion, TrainingJob
 from classifier.quality_gate import quality_gate
 from classifier.training_data import (
     NotEnoughData,
@@ -32,7 +32,6 @@ from classifier.training_data import (
     require_enough_labelled_images,
     saved_lesion_splits,
 )
-from classifier.training_jobs import NO_ACTIVE_VERSION
 from training.calibrate import softmax
 from training.card import MODEL_FILENAME, read_card, write_card
 from training.classes import CLASSES

@@ -182,8 +182,11 @@ class ImageSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, image: LesionImage) -> dict | None:
-        latest = image.latest_prediction()
-        return PredictionSerializer(latest, context=self.context).data if latest else None
+        latest = image.latest_prediction  # preloaded with its version by the list's queryset
+        if latest is None:
+            return None
+        latest.image = image  # the serializer's image fields need no second query
+        return PredictionSerializer(latest, context=self.context).data
 
 
 class UploadSerializer(serializers.Serializer):

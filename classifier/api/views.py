@@ -28,15 +28,14 @@ from classifier.api.throttling import UploadRateThrottle
 from classifier.history import annotate_latest_prediction
 from classifier.models import (
     ActivationNeedsConfirmation,
+    JobConflict,
     LesionImage,
     ModelActivation,
     ModelVersion,
     Prediction,
     TrainingJob,
 )
-from classifier.scoping import visible_images, visible_predictions
 from classifier.training_data import NotEnoughData
-from classifier.training_jobs import JobConflict, start_training_job
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 
 
@@ -54,7 +53,7 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema is built without a user
             return LesionImage.objects.none()
-        return annotate_latest_prediction(visible_images(self.request.user)).select_related("batch")
+        return annotate_latest_prediction(LesionImage.objects.visible_to(self.request.user)).select_related("batch")
 
     def get_throttles(self):
         return [UploadRateThrottle()] if self.action == "create" else super().get_throttles()
@@ -131,7 +130,7 @@ class PredictionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema is built without a user
             return Prediction.objects.none()
-        return visible_predictions(self.request.user)
+        return Prediction.objects.visible_to(self.request.user)
 
 
 class TrainingJobViewSet(
@@ -149,7 +148,7 @@ class TrainingJobViewSet(
         form.is_valid(raise_exception=True)
         options = {key: form.validated_data[key] for key in ("epochs", "start_from") if key in form.validated_data}
         try:
-            job = start_training_job(request.user, **options)
+            job = TrainingJob.start(request.user, **options)
         except JobConflict as exc:
             return Response({"detail": str(exc), "code": "job_running"}, status=status.HTTP_409_CONFLICT)
         except NotEnoughData as exc:

@@ -7,7 +7,6 @@ import re
 import pytest
 
 from classifier.models import Prediction, UploadBatch
-from classifier.triage import by_attention
 from tests.browser.conftest import drop_files, lesion_image, lesion_png, log_in, screenshot
 from tests.factories import make_prediction
 
@@ -65,7 +64,7 @@ def test_images_dropped_on_the_zone_are_listed_uploaded_and_classified_suspiciou
     shown = [
         int(pk) for pk in page.locator("#batch tbody tr").evaluate_all("rows => rows.map(r => r.dataset.prediction)")
     ]
-    assert shown == [p.pk for p in by_attention(predictions)]  # the page's order is triage.py's
+    assert shown == [p.pk for p in Prediction.by_attention(predictions)]  # the page's order is the model's
     flagged = sum(1 for p in predictions if p.is_malignant)
     assert page.locator("#batch-count").inner_text() == f"All 5 finished: {flagged} flagged as suspicious."
     assert page.locator("#batch-count").get_attribute("aria-live") == "polite"
@@ -193,7 +192,7 @@ def test_rows_move_into_attention_order_as_results_arrive(page, live_server, own
 
     expected = [queued[3], queued[1], queued[4], queued[5], queued[2], queued[0]]
     assert shown_order(page) == [p.pk for p in expected]
-    assert shown_order(page) == [p.pk for p in by_attention(Prediction.objects.filter(image__batch=batch))]
+    assert shown_order(page) == [p.pk for p in Prediction.by_attention(Prediction.objects.filter(image__batch=batch))]
     assert (
         page.locator("#batch-count").inner_text()
         == "All 6 finished: 2 flagged as suspicious, 1 could not be classified."
