@@ -208,7 +208,7 @@ def figures_of(metrics: dict) -> dict:
     classes = [
         (code, FULL_NAMES.get(code, code), stats.get("support"),
          with_interval(stats.get("recall"), intervals.get(f"recall_{code}")), number(stats.get("precision")))
-        for code, stats in per_class.items()
+        for code, stats in ((code, per_class[code]) for code in CLASSES if code in per_class)
     ]  # fmt: skip
     return {"n_images": metrics.get("n_images"), "headline": headline, "classes": classes}
 
@@ -306,7 +306,8 @@ class ModelVersionAdmin(AdminTables):
         per_class = test.get("per_class") or {}
         if not per_class:
             return test.get("n_images", "—")
-        counts = ", ".join(f"{stats.get('support', 0)} {code}" for code, stats in per_class.items())
+        # In the classes' order: PostgreSQL's jsonb keeps no key order.
+        counts = ", ".join(f"{per_class[code].get('support', 0)} {code}" for code in CLASSES if code in per_class)
         return format_html('{}<br><span class="per-class">{}</span>', test.get("n_images", "—"), counts)
 
     @admin.display(description="Malignancy flag")

@@ -357,7 +357,9 @@ def version_headline_metrics(version: ModelVersion) -> dict:
     keys = ("n_images", "balanced_accuracy", "macro_f1", "melanoma_recall_at_threshold", "accuracy", "ece")
     headline = {key: test.get(key) for key in keys}
     per_class = test.get("per_class") or {}
-    headline["held_out_per_class"] = {code: stats.get("support") for code, stats in per_class.items()} or None
+    headline["held_out_per_class"] = {
+        code: per_class[code].get("support") for code in CLASSES if code in per_class
+    } or None
     intervals = card_intervals(test)
     headline["confidence_intervals_95"] = {
         key: None if intervals[key] is None else list(intervals[key])
