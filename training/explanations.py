@@ -2,8 +2,9 @@
 
 On the validation split with the lesion masks, for the shipped map (Grad-CAM of the
 top class on the last feature maps, computed as the worker's compiled call computes
-it) and for finer alternatives on an earlier block (Grad-CAM, Grad-CAM++ and Layer-CAM
-on MobileNetV2's ``block_13_expand_relu``, 10x10 at 150 px), it measures:
+it) and for finer alternatives on earlier blocks (Grad-CAM, Grad-CAM++ and Layer-CAM on
+MobileNetV2's ``block_13_expand_relu``, and Layer-CAM on ``block_12_expand_relu``, both
+10x10 at 150 px), it measures:
 
 - pointing game: the hottest point of the map, upsampled bilinearly over the part of
   the picture the model saw (``training.robustness.input_box``, as the result page
@@ -54,6 +55,7 @@ DEFAULT_METHODS = (
     "gradcam@block_13_expand_relu",
     "gradcam++@block_13_expand_relu",
     "layercam@block_13_expand_relu",
+    "layercam@block_12_expand_relu",
 )
 TOP_SHARE = 0.10  # the share of the input's pixels blurred by the faithfulness check
 # Blur radius as a share of the input's shorter side: 6 px at 150, enough to wipe out

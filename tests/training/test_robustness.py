@@ -156,3 +156,19 @@ def test_the_command_needs_the_masks(nested_version, lesion_dataset, tmp_path, c
             ]
         )
     assert "has no masks/ folder" in capsys.readouterr().err
+
+
+def test_a_version_without_an_ood_check_reports_no_ood_share(lesion_dataset, tmp_path):
+    from tests.tiny_model import save_tiny_version
+    from training.robustness import robustness_report, summary_table
+
+    folder = save_tiny_version(tmp_path, "tiny-no-ood")
+
+    report = robustness_report(
+        folder, lesion_dataset["data_dir"], lesion_dataset["split_file"], ["jpeg_50"], log=lambda _: None
+    )
+
+    assert report["ood_check"] is False
+    assert report["conditions"]["clean"]["ood_share"] is None
+    assert report["mean_over_shifts"]["ood_share"] is None
+    assert summary_table(report).splitlines()[1].rstrip().endswith("-")
