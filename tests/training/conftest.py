@@ -72,3 +72,32 @@ def tiny_split(tiny_dataset, tmp_path_factory):
     path = tmp_path_factory.mktemp("split") / "split.csv"
     write_split(split, path)
     return {"table": split, "path": path}
+
+
+@pytest.fixture(scope="session")
+def lesion_dataset(tmp_path_factory) -> dict:
+    """Generated pictures with exact lesion masks in HAM10000's layout, and a split CSV (tests/training/lesions.py)."""
+    from tests.training.lesions import write_lesion_dataset
+
+    return write_lesion_dataset(tmp_path_factory.mktemp("ham_lesions"))
+
+
+@pytest.fixture(scope="session")
+def nested_version(lesion_dataset, tmp_path_factory):
+    """A tiny model version shaped like the shipped ones, with an out-of-distribution check fitted on the pictures."""
+    import keras
+
+    from tests.training.lesions import NESTED_INPUT_SIZE, save_nested_version
+    from training.data import image_path
+    from training.fit_ood import features_and_probabilities, fit_ood_entries, write_ood
+    from training.preprocessing import load_model_input
+
+    folder = save_nested_version(tmp_path_factory.mktemp("lesion-models"), "tiny-nested")
+    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    ids = lesion_dataset["table"]["image_id"]
+    pixels = np.stack([load_model_input(image_path(lesion_dataset["data_dir"], i), NESTED_INPUT_SIZE) for i in ids])
+    features, probabilities = features_and_probabilities(model, pixels)
+    labels = np.arange(len(pixels)) % len(CLASSES)  # every class present; the pictures are alike anyway
+    detector, ood, uncertainty = fit_ood_entries((features, labels), (features, probabilities, labels, pixels))
+    write_ood(folder, detector, ood, uncertainty)
+    return folder
