@@ -8,6 +8,7 @@ This module has no TensorFlow import; the web process reads cards too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,11 @@ def parse_card(data: dict[str, Any]) -> ModelCard:
         malignant_threshold=float(threshold),
         raw=data,
     )
+
+
+def card_digest(data: dict[str, Any]) -> str:
+    """A fingerprint of a card's content: equal for equal cards, whatever their key order."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def read_card(version_dir: Path | str) -> ModelCard:

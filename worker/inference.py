@@ -11,6 +11,7 @@ from django.db import transaction
 from PIL import Image
 
 from classifier.models import ModelVersion, Prediction
+from training.card import card_digest
 from training.classes import malignant_probability
 from training.ood import FLAGGED_ABOVE
 from training.preprocessing import crop_box, to_model_input
@@ -55,6 +56,7 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
             version.folder,
             settings.INFERENCE_THREADS,
             backend=settings.INFERENCE_BACKEND,
+            card_digest=card_digest(version.card),
         )
     except ModelLoadError as exc:
         logger.error("predictions %s: %s", held, exc, extra={"prediction_ids": held, "task_id": task_id})

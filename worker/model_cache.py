@@ -53,6 +53,7 @@ class LoadedModel:
     load_seconds: float
     backend: str = "keras"
     ood: OodDetector | None = None
+    card_digest: str = ""  # of the registered card this was loaded for (get_model)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -77,15 +78,25 @@ _lock = threading.Lock()
 _loaded: LoadedModel | None = None
 
 
-def get_model(version_name: str, version_dir: Path, threads: int = 0, backend: str = "keras") -> LoadedModel:
-    """The loaded model for this version and backend, loading it (once per process) if needed."""
+def get_model(
+    version_name: str, version_dir: Path, threads: int = 0, backend: str = "keras", card_digest: str = ""
+) -> LoadedModel:
+    """The loaded model for this version and backend, loading it (once per process) if needed.
+
+    ``card_digest`` (training.card.card_digest of the registered card): a known version whose
+    card was refreshed in place (register_models after training.fit_ood added its
+    out-of-distribution check, say) is loaded again, detector included.
+    """
     global _loaded
     with _lock:
-        if _loaded is None or _loaded.version != version_name or _loaded.backend != backend:
+        wanted = (version_name, backend, card_digest)
+        if _loaded is None or (_loaded.version, _loaded.backend, _loaded.card_digest) != wanted:
             if _loaded is not None:
-                logger.info("Active model changed from %s to %s; reloading", _loaded.version, version_name)
+                changed = "card" if _loaded.version == version_name else "model"
+                logger.info("Active %s changed (%s to %s); reloading", changed, _loaded.version, version_name)
             _loaded = None  # drop the old model before loading the new one: half the peak memory
             _loaded = load_model(version_name, version_dir, threads, backend)
+            _loaded.card_digest = card_digest
         return _loaded
 
 
