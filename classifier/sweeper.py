@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from classifier.models import Prediction
+from classifier.models import Prediction, TrainingJob
 from classifier.queueing import enqueue_predictions
 
 logger = logging.getLogger(__name__)
@@ -47,12 +48,16 @@ def requeue_stale_predictions(queued_for: float, running_for: float) -> list[int
     return requeued
 
 
+def sweep_stale_work() -> tuple[list[int], list[int]]:
+    """What Celery beat's sweep does with the settings' delays: (predictions re-sent, jobs failed)."""
+    requeued = requeue_stale_predictions(settings.SWEEP_QUEUED_AFTER, settings.SWEEP_RUNNING_AFTER)
+    return requeued, fail_abandoned_training_jobs(settings.TRAINING_ABANDONED_AFTER)
+
+
 def fail_abandoned_training_jobs(running_for: float) -> list[int]:
     """Training jobs still 'running' past the training time limit lost their worker: mark them failed,
     so a new job can start. (Their partial output is never registered: versions are renamed into
     TRAINED_MODEL_ROOT only when complete.)"""
-    from classifier.models import TrainingJob
-
     cutoff = timezone.now() - datetime.timedelta(seconds=running_for)
     abandoned = list(
         TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING, started_at__lt=cutoff).values_list(

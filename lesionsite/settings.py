@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from lesionsite.env import envbool, envfloat, envint, envlist, envrate, envstr
+from training.card import INFERENCE_BACKENDS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("LESIONSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -193,9 +194,8 @@ INFERENCE_THREADS = envint("INFERENCE_THREADS", 0, minimum=0)
 # "keras": the version's model.keras in TensorFlow. "litert": its model.tflite
 # (python -m training.export_litert models/<version>) in LiteRT; the worker then
 # never imports TensorFlow, which is most of its memory (see docs/PERFORMANCE.md).
-INFERENCE_BACKENDS = ("keras", "litert")
 INFERENCE_BACKEND = envstr("INFERENCE_BACKEND", "keras").strip().lower()
-if INFERENCE_BACKEND not in INFERENCE_BACKENDS:
+if INFERENCE_BACKEND not in INFERENCE_BACKENDS:  # training.card's list, the one the workers know
     raise ImproperlyConfigured(f"INFERENCE_BACKEND={INFERENCE_BACKEND!r} must be one of: {INFERENCE_BACKENDS}")
 # A pool process whose resident memory passes this is replaced after its current
 # task (never during one); its next task loads the model again. Measured per pool
@@ -224,6 +224,12 @@ TRAINING_GATE_MIN_HELD_OUT_PER_CLASS = envint("TRAINING_GATE_MIN_HELD_OUT_PER_CL
 TRAINING_IMAGENET_WEIGHTS = envstr("TRAINING_IMAGENET_WEIGHTS", "imagenet")
 TRAINING_MAX_EPOCHS = envint("TRAINING_MAX_EPOCHS", 50, minimum=1)
 TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", 4 * 3600, minimum=60)
+# The training task's hard limit: a minute past the soft one, for the job to record that it stopped.
+TRAINING_HARD_TIME_LIMIT = TRAINING_TIME_LIMIT + 60
+# A job still 'running' this long after it started lost its worker: the sweep fails it.
+TRAINING_ABANDONED_AFTER = TRAINING_TIME_LIMIT + 300
+# A prediction still 'running' past its task's hard limit (and a minute) lost its worker: re-sent.
+SWEEP_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 60
 
 # --- REST API.
 REST_FRAMEWORK = {

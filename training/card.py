@@ -17,6 +17,9 @@ from typing import Any
 from training.classes import CLASSES
 
 MODEL_FILENAME = "model.keras"
+LITERT_FILENAME = "model.tflite"  # the LiteRT export beside it (training.export_litert)
+# How a worker may serve a version: its Keras file with TensorFlow, or its LiteRT export.
+INFERENCE_BACKENDS = ("keras", "litert")
 CARD_FILENAME = "card.json"
 MIN_INPUT_SIDE = 32  # MobileNetV2 and our CNN downsample 32x; smaller has no spatial map left
 

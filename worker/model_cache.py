@@ -23,11 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.card import ModelCard, read_card
+from training.card import INFERENCE_BACKENDS, LITERT_FILENAME, MODEL_FILENAME, ModelCard, read_card
 from training.ood import OodDetector, load_detector
-
-BACKENDS = ("keras", "litert")
-LITERT_FILENAME = "model.tflite"  # as training.export_litert writes it (that module imports TensorFlow)
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +108,7 @@ def load_model(version_name: str, version_dir: Path, threads: int = 0, backend: 
     elif backend == "litert":
         call = _load_litert(version_name, Path(version_dir), card, threads)
     else:
-        raise ModelLoadError(f"Unknown inference backend {backend!r}; expected one of {', '.join(BACKENDS)}.")
+        raise ModelLoadError(f"Unknown inference backend {backend!r}; expected one of {', '.join(INFERENCE_BACKENDS)}.")
 
     ood = _load_ood(version_name, Path(version_dir), card)
     height, width = card.input_size
@@ -142,7 +139,7 @@ def _load_ood(version_name: str, version_dir: Path, card: ModelCard) -> OodDetec
 
 
 def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: int):
-    model_path = version_dir / "model.keras"
+    model_path = version_dir / MODEL_FILENAME
     if not model_path.is_file():
         raise ModelLoadError(f"Model version {version_name} has no model file at {model_path}.")
 

@@ -9,7 +9,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from classifier.sweeper import sweep_stale_work
 from worker.inference import fail_predictions, run_predictions
+from worker.retraining import run_training_job
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +51,14 @@ def predict(self, prediction_ids: list[int]) -> int:
     name="worker.tasks.retrain",
     acks_late=False,  # a retraining run is not safely repeatable mid-way; a lost job is re-started by hand
     soft_time_limit=settings.TRAINING_TIME_LIMIT,
-    time_limit=settings.TRAINING_TIME_LIMIT + 60,
+    time_limit=settings.TRAINING_HARD_TIME_LIMIT,
 )
 def retrain(self, job_id: int) -> None:
     """Run a training job (on the `training` queue, concurrency 1)."""
-    from worker.retraining import run_training_job
-
     run_training_job(job_id, task_id=self.request.id)
 
 
 @shared_task(name="worker.tasks.sweep", ignore_result=True)
 def sweep() -> None:
     """Periodic (Celery beat): re-send stuck predictions, fail training jobs whose worker died."""
-    from classifier.sweeper import fail_abandoned_training_jobs, requeue_stale_predictions
-
-    requeue_stale_predictions(settings.SWEEP_QUEUED_AFTER, settings.CELERY_TASK_TIME_LIMIT + 60)
-    fail_abandoned_training_jobs(settings.TRAINING_TIME_LIMIT + 300)
+    sweep_stale_work()

@@ -6,9 +6,8 @@ of the web process's work per uploaded picture, and its files took the worker tw
 as long to decode as the ones written here. Here every
 row uses the "Up" filter (its difference to the row above), computed by numpy, and
 zlib's run-length strategy, which suits the runs of small differences that leaves.
-Measured on 50 HAM10000 pictures (200x150) on the 2-core machine (session 6): 0.83
-against 2.65 ms to encode, 0.54 against 1.15 ms for Pillow to decode, and files
-~2 % smaller (35.5 against 36.2 KiB).
+On 50 HAM10000 pictures (200x150), 0.83 against 2.65 ms to encode, 0.54 against 1.15 ms
+for Pillow to decode, and files ~2 % smaller (docs/PERFORMANCE.md has the measurement).
 
 What is written is the signature, IHDR, IDAT and IEND: the pixels, with no chunk
 that could carry metadata (no EXIF, no ICC profile, no text).

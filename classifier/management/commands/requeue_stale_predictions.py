@@ -13,17 +13,22 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--queued-for", type=float, default=120.0, help="Seconds queued before re-sending.")
+        parser.add_argument(
+            "--queued-for",
+            type=float,
+            default=settings.SWEEP_QUEUED_AFTER,
+            help="Seconds queued before re-sending (default: SWEEP_QUEUED_AFTER, as the periodic sweep).",
+        )
         parser.add_argument(
             "--running-for",
             type=float,
-            default=settings.CELERY_TASK_TIME_LIMIT + 60,
-            help="Seconds running before re-sending (default: the hard time limit plus a minute).",
+            default=settings.SWEEP_RUNNING_AFTER,
+            help="Seconds running before re-sending (default: the task's hard time limit plus a minute).",
         )
 
     def handle(self, *args, queued_for: float, running_for: float, **options):
         ids = requeue_stale_predictions(queued_for, running_for)
         self.stdout.write(f"Re-enqueued {len(ids)} predictions.")
-        jobs = fail_abandoned_training_jobs(settings.TRAINING_TIME_LIMIT + 300)
+        jobs = fail_abandoned_training_jobs(settings.TRAINING_ABANDONED_AFTER)
         if jobs:
             self.stdout.write(f"Marked {len(jobs)} abandoned training jobs as failed: {jobs}")
