@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.classes import CLASSES
+from training.preprocessing import DEFAULT_GEOMETRY, GEOMETRIES
 
 MODEL_FILENAME = "model.keras"
 LITERT_FILENAME = "model.tflite"  # the LiteRT export beside it (training.export_litert)
@@ -40,6 +41,13 @@ class ModelCard:
     def metrics(self) -> dict[str, Any]:
         return self.raw.get("metrics", {})
 
+    @property
+    def geometry(self) -> str:
+        """How a picture becomes the model's input (training.preprocessing.GEOMETRIES): the card's
+        ``input.geometry``; a card whose ``input`` is prose (v1-v3) means the centre crop."""
+        described = self.raw.get("input")
+        return described.get("geometry", DEFAULT_GEOMETRY) if isinstance(described, dict) else DEFAULT_GEOMETRY
+
 
 def parse_card(data: dict[str, Any]) -> ModelCard:
     """Validate a card's dict and return it typed; raise CardError with the reason."""
@@ -58,6 +66,9 @@ def parse_card(data: dict[str, Any]) -> ModelCard:
         or not all(isinstance(s, int) and s >= MIN_INPUT_SIDE for s in size)
     ):
         raise CardError(f"'input_size' must be [height, width], integers >= {MIN_INPUT_SIDE}")
+    described = data.get("input")
+    if isinstance(described, dict) and described.get("geometry") not in GEOMETRIES:
+        raise CardError(f"'input.geometry' must be one of {', '.join(GEOMETRIES)}, not {described.get('geometry')!r}")
     threshold = (data.get("thresholds") or {}).get("malignant")
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise CardError("'thresholds.malignant' must be a number between 0 and 1")

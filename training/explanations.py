@@ -7,7 +7,7 @@ MobileNetV2's ``block_13_expand_relu``, and Layer-CAM on ``block_12_expand_relu`
 10x10 at 150 px), it measures:
 
 - pointing game: the hottest point of the map, upsampled bilinearly over the part of
-  the picture the model saw (``training.robustness.input_box``, as the result page
+  the picture the model saw (``training.robustness.card_input_box``, as the result page
   places it), lies inside the lesion;
 - heat in lesion: the share of the upsampled map's heat inside the lesion, beside the
   lesion's share of that area (the baseline it must beat);
@@ -39,7 +39,7 @@ from training.card import MODEL_FILENAME, read_card
 from training.data import DEFAULT_SPLIT_FILE, SPLIT_FILE_IN_REPO
 from training.robustness import (
     DEFAULT_SEED,
-    input_box,
+    card_input_box,
     load_originals,
     machine,
     model_input,
@@ -349,7 +349,7 @@ def explanation_report(
     pictures, lesions = [], []
     for image_id, original in zip(image_ids, load_originals(data_dir, image_ids), strict=True):
         picture, mask = original if shift is None else apply_shift(shift, *original, seed, image_id)
-        seen = _pixel_box(input_box(picture.size, card), picture.size)
+        seen = _pixel_box(card_input_box(picture.size, card), picture.size)
         pictures.append(model_input(picture, card).astype(np.uint8))  # whole values 0..255: exact in uint8
         lesions.append(np.asarray(mask.crop(seen)) >= LESION_LEVEL)
     pixels = np.stack(pictures)

@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, CardError, ModelCard, r
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE, SPLIT_FILE_IN_REPO, image_path, read_split
 from training.ood import FLAGGED_ABOVE, load_detector
-from training.preprocessing import crop_box, to_model_input
+from training.preprocessing import GEOMETRIES, check_geometry, input_box, to_model_input
 from training.shifts import SHIFTS, Shifted, apply_shift, describe
 
 REPORT_FILENAME = "robustness.json"
@@ -48,33 +49,15 @@ CLEAN = "clean"
 
 # --- the model's input, as serving builds it --------------------------------------------------
 
-DEFAULT_GEOMETRY = "centre_crop"  # how v1-v3 were trained and are served
-# Per geometry: the model's pixels from a picture, and the part of the picture they show
-# (fractions left, top, right, bottom) for placing a heatmap. A new geometry is one entry.
-GEOMETRIES: dict[str, tuple[Callable, Callable]] = {
-    "centre_crop": (to_model_input, crop_box),
-}
-
-
-def input_geometry(card: ModelCard) -> str:
-    """The card's ``input.geometry``; cards whose ``input`` is prose (v1-v3) mean the centre crop."""
-    described = card.raw.get("input")
-    geometry = described.get("geometry", DEFAULT_GEOMETRY) if isinstance(described, dict) else DEFAULT_GEOMETRY
-    if geometry not in GEOMETRIES:
-        raise CardError(f"card {card.version}: unknown input.geometry {geometry!r}; known: {', '.join(GEOMETRIES)}")
-    return geometry
-
 
 def model_input(picture: Image.Image, card: ModelCard) -> np.ndarray:
     """float32 RGB pixels (H, W, 3) in 0..255, the picture as the version's serving path feeds it."""
-    to_pixels, _ = GEOMETRIES[input_geometry(card)]
-    return to_pixels(picture, card.input_size)
+    return to_model_input(picture, card.input_size, card.geometry)
 
 
-def input_box(image_size: tuple[int, int], card: ModelCard) -> tuple[float, float, float, float]:
+def card_input_box(image_size: tuple[int, int], card: ModelCard) -> tuple[float, float, float, float]:
     """The part of a (width, height) picture that ``model_input`` shows the model, as fractions."""
-    _, box = GEOMETRIES[input_geometry(card)]
-    return box(image_size, card.input_size)
+    return input_box(image_size, card.input_size, card.geometry)
 
 
 # --- the data --------------------------------------------------------------------------------
@@ -135,12 +118,15 @@ def machine() -> str:
 class VersionModel:
     """A version's calibrated model as one compiled call, with its out-of-distribution check."""
 
-    def __init__(self, version_dir: Path | str):
+    def __init__(self, version_dir: Path | str, geometry: str | None = None):
         import keras
         import tensorflow as tf
 
         self.version_dir = Path(version_dir)
         self.card = read_card(self.version_dir)
+        if geometry is not None:  # a probe: the version shown its pictures another way than its card says
+            raw = {**self.card.raw, "input": {"geometry": check_geometry(geometry)}}
+            self.card = replace(self.card, raw=raw)
         self.model = keras.saving.load_model(self.version_dir / MODEL_FILENAME, compile=False)
         described = self.card.raw.get("ood")
         self.detector = load_detector(self.version_dir / described["file"]) if described else None
@@ -251,14 +237,17 @@ def robustness_report(
     seed: int = DEFAULT_SEED,
     split: str = "val",
     log: Callable[[str], None] = print,
+    geometry: str | None = None,
 ) -> dict:
-    """The whole report as a dict: per condition, then the mean over the shifts."""
+    """The whole report as a dict: per condition, then the mean over the shifts.
+
+    ``geometry``: feed the version its pictures with this geometry instead of its card's (a probe)."""
     shifts = list(SHIFTS) if shifts is None else shifts
     unknown = [name for name in shifts if name not in SHIFTS]
     if unknown:
         raise ValueError(f"unknown shifts {unknown}; known shifts: {', '.join(SHIFTS)}")
     started = time.perf_counter()
-    model = VersionModel(version_dir)
+    model = VersionModel(version_dir, geometry)
     rows = split_rows(split_file, split, limit, seed)
     image_ids = rows["image_id"].tolist()
     labels = labels_of(rows)
@@ -285,7 +274,7 @@ def robustness_report(
         "sample": _sample_description(split_file, split, len(rows), seed),
         "seed": seed,
         "malignant_threshold": threshold,
-        "input": {"geometry": input_geometry(model.card), "input_size": list(model.card.input_size)},
+        "input": {"geometry": model.card.geometry, "input_size": list(model.card.input_size)},
         "ood_check": model.detector is not None,
         "shifts": {name: describe(name) for name in shifts},
         "conditions": conditions,
@@ -363,13 +352,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--out", type=Path, help=f"default: <version>/report/{REPORT_FILENAME}")
     parser.add_argument("--write-card", action="store_true", help="also write the summary as card['robustness']")
+    parser.add_argument("--geometry", choices=list(GEOMETRIES), help="a probe: this geometry instead of the card's")
     args = parser.parse_args(argv)
 
     shifts = [name.strip() for name in args.shifts.split(",") if name.strip()] if args.shifts else None
     try:
         report = robustness_report(
-            args.version_dir, args.data_dir, args.split_file, shifts, args.limit, args.seed, args.split
-        )
+            args.version_dir, args.data_dir, args.split_file, shifts, args.limit, args.seed, args.split,
+            geometry=args.geometry,
+        )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     out = args.out or args.version_dir / "report" / REPORT_FILENAME
@@ -377,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(summary_table(report))
     print(f"report written to {out}")
-    if args.write_card:
+    if args.write_card and args.geometry is None:
         write_card_summary(args.version_dir, report)
         print(f"card['robustness'] written to {args.version_dir / CARD_FILENAME}")
 

@@ -14,7 +14,7 @@ from classifier.models import ModelVersion, Prediction
 from training.card import card_digest
 from training.classes import malignant_probability
 from training.ood import FLAGGED_ABOVE
-from training.preprocessing import crop_box, to_model_input
+from training.preprocessing import input_box, to_model_input
 from worker.model_cache import LoadedModel, ModelLoadError, ModelOutputs, get_model
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
     readable, pixels, boxes = [], [], []
     for prediction in predictions:
         try:
-            pixels.append(_read_pixels(prediction, model.input_size))
-            boxes.append(crop_box((prediction.image.width, prediction.image.height), model.input_size))
+            pixels.append(_read_pixels(prediction, model))
+            boxes.append(input_box((prediction.image.width, prediction.image.height), model.input_size, model.geometry))
             readable.append(prediction)
         except OSError as exc:
             logger.error(
@@ -139,10 +139,10 @@ def fail_predictions(task_id: str, message: str) -> None:
         prediction.mark_failed(message)
 
 
-def _read_pixels(prediction: Prediction, input_size: tuple[int, int]) -> np.ndarray:
+def _read_pixels(prediction: Prediction, model: LoadedModel) -> np.ndarray:
     with prediction.image.file.open("rb") as handle, Image.open(handle) as image:
         image.load()
-        return to_model_input(image, input_size)
+        return to_model_input(image, model.input_size, model.geometry)
 
 
 def _fail_all(predictions: list[Prediction], message: str) -> list[int]:

@@ -56,6 +56,10 @@ class LoadedModel:
     def input_size(self) -> tuple[int, int]:
         return self.card.input_size
 
+    @property
+    def geometry(self) -> str:
+        return self.card.geometry
+
     def analyse(self, pixels: np.ndarray) -> ModelOutputs:
         """Probabilities, features and heatmaps for float32 RGB pixels (N, H, W, 3) in 0..255."""
         return self._call(pixels)
