@@ -131,6 +131,8 @@ def test_the_card_passes_parse_card_and_lists_the_output_order(shipped):
     for key in ("created", "architecture", "metrics", "trained_on", "recipe", "input"):
         assert key in raw
     assert raw["trained_on"]["licence"].startswith("CC BY-NC 4.0")
+    run = json.loads((shipped["run_dir"] / "run.json").read_text())
+    assert raw["recipe"]["loss_weights"] == run["imbalance"]  # the weighting, structurally, for retraining
 
 
 def test_output_columns_follow_the_card_and_the_training_labels(shipped, exported_model, some_inputs):
