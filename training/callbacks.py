@@ -10,7 +10,7 @@ from collections import deque
 import keras
 import numpy as np
 
-from training.train import EpochReport, balanced_accuracy, softmax_cross_entropy
+from training.train import PREDICT_BATCH, EpochReport, balanced_accuracy, softmax_cross_entropy
 
 
 class ValidationScore(keras.callbacks.Callback):
@@ -35,7 +35,7 @@ class ValidationScore(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        logits = self.scored.predict(self.val_inputs, batch_size=64, verbose=0)
+        logits = self.scored.predict(self.val_inputs, batch_size=PREDICT_BATCH, verbose=0)
         report = EpochReport(
             phase=self.phase,
             epoch=epoch + 1,

@@ -28,7 +28,7 @@ SPLITS = ("train", "val", "test")
 DEFAULT_SPLIT_FILE = Path(__file__).resolve().parent / "splits" / "ham10000_split.csv"
 SPLIT_FILE_IN_REPO = "training/splits/ham10000_split.csv"  # how cards name it
 SPLIT_SEED = 20181  # fixed so every evaluation of every model sees the same test images
-# 256-bit dHash (16x16). Measured on HAM10000: the 64-bit hash is too coarse for
+# 256-bit dHash (16x16). On HAM10000 the 64-bit hash is too coarse for
 # lesion-centred pictures (43 of its 51 exact collisions are different lesions);
 # at 256 bits every pair within 10 bits is the same lesion re-photographed or
 # re-encoded, while unrelated lesions start colliding around 15-20 bits.

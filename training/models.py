@@ -54,8 +54,8 @@ def unfreeze_top(base: keras.Model, from_layer: str, batch_norm: bool = False) -
     Batch-norm stays frozen unless ``batch_norm``: Keras 3 runs a trainable
     BatchNormalization in training mode inside fit() even though the base was called
     with training=False, and with the offline weights' folded batch-norm (statistics
-    0 and 1) that erased the features (measured: every image got the same features and
-    the model collapsed to a constant). A frozen one always runs in inference mode.
+    0 and 1) that erases the features (every image gets the same features and the model
+    collapses to a constant). A frozen one always runs in inference mode.
     ``batch_norm=True`` is for a base whose statistics were set first
     (training.experiments.recipe.restandardize_batch_norm).
     """

@@ -42,6 +42,7 @@ IMBALANCE_MODES = ("none", "sqrt", "balanced")
 # keeps the default.
 JIT_COMPILE = {"mobilenetv2": False, "cnn": "auto"}
 NO_DEADLINE = float("inf")  # a time.time() never reached
+PREDICT_BATCH = 64  # pictures per predict() batch when scoring: no training state, so larger than a step's
 
 
 def option(default, help: str, choices: tuple | None = None):  # noqa: A002 (argparse's name)
@@ -289,7 +290,7 @@ def mix_batch(pixels, labels, weights, alpha: float):
     return pixels, labels, weights
 
 
-def predict_logits(model, images: np.ndarray, arch: str, batch_size: int = 64) -> np.ndarray:
+def predict_logits(model, images: np.ndarray, arch: str, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """Logits for uint8 or float images, batched, augmentation-free."""
     model.jit_compile = JIT_COMPILE[arch]
     return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
@@ -408,7 +409,7 @@ def fine_tune(model, train, val, weights, recipe, phase: str, offsets, *, deadli
     val_inputs, val_labels = val[0].astype(np.float32), val[1]
     start = None
     if recipe.init_from:
-        logits = model.predict(val_inputs, batch_size=64, verbose=0)
+        logits = model.predict(val_inputs, batch_size=PREDICT_BATCH, verbose=0)
         start = (balanced_accuracy(val_labels, logits.argmax(axis=1)), model.get_weights())
         log(f"{phase}: starting from validation balanced accuracy {start[0]:.4f}")
     recent = RecentWeights(model, recipe.average_last_epochs)
@@ -449,7 +450,8 @@ def try_weight_average(model, recent, result: Phase, val_inputs, val_labels, pha
     epochs = [epoch for epoch, _ in recent]
     averaged = [np.mean(layers, axis=0) for layers in zip(*(weights for _, weights in recent), strict=True)]
     model.set_weights(averaged)
-    score = balanced_accuracy(val_labels, model.predict(val_inputs, batch_size=64, verbose=0).argmax(axis=1))
+    logits = model.predict(val_inputs, batch_size=PREDICT_BATCH, verbose=0)
+    score = balanced_accuracy(val_labels, logits.argmax(axis=1))
     chosen = score > result.best_score
     log(
         f"{phase_name}: average of epochs {epochs[0]}-{epochs[-1]}: validation balanced accuracy {score:.4f} "
