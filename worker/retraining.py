@@ -78,9 +78,8 @@ def labelled_set() -> LabelledSet:
 
 
 def load_pixels(images: list[LesionImage], input_size: tuple[int, int]) -> np.ndarray:
-    """float32 pixels, from the stored pictures rounded to uint8 as training's image cache stores them."""
-    pixels = np.stack([load_model_input(image.file.path, input_size) for image in images]).astype(np.uint8)
-    return pixels.astype(np.float32)
+    """float32 RGB pixels (N, H, W, 3) in 0..255 of the stored pictures, through the serving preprocessing."""
+    return np.stack([load_model_input(image.file.path, input_size) for image in images])
 
 
 # --- the job ----------------------------------------------------------------------------------
