@@ -45,7 +45,7 @@ NO_DEADLINE = float("inf")  # a time.time() never reached
 PREDICT_BATCH = 64  # pictures per predict() batch when scoring: no training state, so larger than a step's
 
 
-def option(default, help: str, choices: tuple | None = None):  # noqa: A002 (argparse's name)
+def option(default, help: str, choices: tuple | None = None):
     """A Recipe field and how ``python -m training.train`` offers it."""
     return field(default=default, metadata={"help": help, "choices": choices})
 
