@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -126,7 +128,7 @@ def test_a_job_that_crashes_records_its_error_and_leaves_no_version_folder(
     def explode(*args, **kwargs):
         raise RuntimeError("simulated out-of-memory")
 
-    monkeypatch.setattr("training.export.build_calibrated_model", explode)
+    monkeypatch.setattr("training.retrain.build_calibrated_model", explode)
     job = job_for(admin_user)
 
     run_training_job(job.pk, task_id="t1")
@@ -176,8 +178,6 @@ def test_a_job_cannot_start_from_the_active_version_when_there_is_none(admin_use
 
 
 def test_retraining_a_logit_adjusted_version_keeps_its_loss(admin_user, active_tiny_model, labelled, settings):
-    import json
-
     card_path = active_tiny_model.model_path.parent / "card.json"
     card = json.loads(card_path.read_text())
     card["recipe"] = {"logit_adjustment": 1.0, "imbalance_handling": "logit-adjusted loss (tau 1 x log class prior)"}
@@ -205,3 +205,39 @@ def test_retraining_a_class_weighted_version_keeps_its_weights(admin_user, activ
     recipe = job.result_version.card["recipe"]
     assert (recipe["logit_adjustment"], recipe["imbalance"]) == (0.0, "balanced")
     assert recipe["imbalance_handling"] == "class-weighted loss ('balanced')"
+
+
+def test_retraining_reads_the_weighting_from_the_recipe_not_from_its_description(
+    admin_user, active_tiny_model, labelled, settings
+):
+    card_path = active_tiny_model.model_path.parent / "card.json"
+    card = json.loads(card_path.read_text())
+    card["recipe"] = {"loss_weights": "sqrt", "imbalance_handling": "class-weighted loss ('balanced')"}
+    card_path.write_text(json.dumps(card))
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    recipe = job.result_version.card["recipe"]
+    assert (recipe["loss_weights"], recipe["imbalance_handling"]) == ("sqrt", "class-weighted loss ('sqrt')")
+
+
+SHIPPED_CARD = Path(__file__).resolve().parent.parent / "models" / "mobilenetv2-150-v3" / "card.json"
+
+
+def test_a_retrained_versions_card_has_the_fields_of_a_shipped_one(admin_user, active_tiny_model, labelled, settings):
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01
+    shipped = json.loads(SHIPPED_CARD.read_text())
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    card = job.result_version.card
+    assert set(card) == set(shipped)
+    assert set(card["metrics"]) >= {"how_measured", "test", "val", "ece_before_temperature", "ece_after_temperature"}
+    assert {"dataset", "licence"} <= set(card["trained_on"])
+    assert card["recipe"]["loss_weights"] == "balanced"  # the tiny version's card records no weighting
+    assert card["class_names"] == shipped["class_names"] and card["input"] == shipped["input"]

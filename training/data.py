@@ -28,7 +28,7 @@ SPLITS = ("train", "val", "test")
 DEFAULT_SPLIT_FILE = Path(__file__).resolve().parent / "splits" / "ham10000_split.csv"
 SPLIT_FILE_IN_REPO = "training/splits/ham10000_split.csv"  # how cards name it
 SPLIT_SEED = 20181  # fixed so every evaluation of every model sees the same test images
-# 256-bit dHash (16x16). Measured on HAM10000: the 64-bit hash is too coarse for
+# 256-bit dHash (16x16). On HAM10000 the 64-bit hash is too coarse for
 # lesion-centred pictures (43 of its 51 exact collisions are different lesions);
 # at 256 bits every pair within 10 bits is the same lesion re-photographed or
 # re-encoded, while unrelated lesions start colliding around 15-20 bits.
@@ -99,27 +99,22 @@ def near_duplicate_pairs(hashes: np.ndarray, max_distance: int = NEAR_DUPLICATE_
 
 
 def group_images(lesion_ids: list[str], duplicate_pairs: list[tuple[int, int]]) -> np.ndarray:
-    """One group number per image: union-find over same-lesion and duplicate links."""
-    parent = list(range(len(lesion_ids)))
+    """One group number per image, numbered in order of each group's first image: the
+    connected components of the graph linking each image to its lesion and each
+    duplicate pair to each other."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(i: int, j: int) -> None:
-        root_i, root_j = find(i), find(j)
-        if root_i != root_j:
-            parent[max(root_i, root_j)] = min(root_i, root_j)
-
-    first_of_lesion: dict[str, int] = {}
-    for i, lesion in enumerate(lesion_ids):
-        union(i, first_of_lesion.setdefault(lesion, i))
-    for i, j in duplicate_pairs:
-        union(i, j)
-    roots = [find(i) for i in range(len(lesion_ids))]
-    _, groups = np.unique(roots, return_inverse=True)
+    count = len(lesion_ids)
+    lesions, lesion_of = np.unique(np.asarray(lesion_ids, dtype=str), return_inverse=True)
+    pairs = np.asarray(duplicate_pairs, dtype=np.int64).reshape(-1, 2)
+    # Nodes 0..count-1 are the images, count + k the k-th lesion.
+    rows = np.concatenate([np.arange(count), pairs[:, 0]])
+    columns = np.concatenate([count + lesion_of, pairs[:, 1]])
+    size = count + len(lesions)
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(size, size))
+    _, components = connected_components(graph, directed=False)
+    _, groups = np.unique(components[:count], return_inverse=True)
     return groups
 
 

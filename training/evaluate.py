@@ -39,7 +39,8 @@ VALIDATION_FILENAME = "validation.json"  # written by --validation-only, beside 
 
 
 def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, malignant_threshold: float) -> dict:
-    """Every quality number the issue asks for, for one split and one model."""
+    """Every quality number a card reports (balanced accuracy, macro F1, per-class recall and AUC,
+    the flag's sensitivity and specificity at the threshold, calibration), for one split and one model."""
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,

@@ -24,6 +24,7 @@ from training.augment import describe_augmentation
 from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
+from training.train import IMBALANCE_MODES
 
 DATASET = "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), 10,015 dermatoscopic images"
 LICENCE = "CC BY-NC 4.0 (attribution, non-commercial): the shipped model is for non-commercial use"
@@ -81,10 +82,84 @@ def describe_architecture(recipe: dict) -> str:
     )
 
 
-def make_card(version: str, run: dict, report: dict, split_file: str, created: str) -> dict:
-    """The card.json dict: how to feed the model, how to read it, how good it is, where it came from."""
+THRESHOLD_RULE = (
+    "flag as possibly malignant when P(akiec)+P(bcc)+P(mel) >= thresholds.malignant; chosen on the "
+    "validation split as the highest value with >= 90 % sensitivity to akiec+bcc+mel"
+)
+INTENDED_USE = (
+    "Research and education: triage support on dermatoscopic images of pigmented skin lesions. "
+    "Not a medical device and not for diagnosis. See docs/MODEL_CARD.md."
+)
+
+
+def make_card(
+    version: str,
+    created: str,
+    *,
+    architecture: str,
+    keras_version: str,
+    input_size,
+    evaluation: dict,
+    how_measured: str,
+    compared_with: dict,
+    trained_on: dict,
+    recipe: dict,
+) -> dict:
+    """The card.json of every model version, shipped (``shipped_card``) or retrained
+    (training.retrain): how to feed the model, how to read it, how good it is, where it came from.
+
+    ``evaluation`` is ``training.evaluate.evaluate_logits``'s: temperature, threshold, operating
+    points, validation and test metrics. ``compared_with``: the metrics of what it is measured
+    against (baselines, or the version it would replace), added to the card's metrics.
+    ``recipe`` records the class weighting as ``loss_weights`` (``loss_weights_of`` reads it).
+    """
+    if recipe.get("loss_weights") not in IMBALANCE_MODES:
+        raise ValueError(f"the recipe must record its loss_weights, one of {IMBALANCE_MODES}")
+    return {
+        "version": version,
+        "created": created,
+        "architecture": architecture,
+        "keras_version": keras_version,
+        "classes": list(CLASSES),
+        "class_names": {code: FULL_NAMES[code] for code in CLASSES},
+        "malignant_classes": sorted(MALIGNANT_CLASSES),
+        "input_size": [int(s) for s in input_size],
+        "input": INPUT_DESCRIPTION,
+        "output": "(N, 7) calibrated probabilities in 'classes' order, summing to 1",
+        "thresholds": {"malignant": evaluation["malignant_threshold"]},
+        "malignant_threshold": evaluation["malignant_threshold"],
+        "threshold_rule": THRESHOLD_RULE,
+        "operating_points": evaluation.get("operating_points"),
+        "temperature": evaluation["temperature"],
+        "calibration": "temperature scaling built into the model",
+        "metrics": {
+            "how_measured": how_measured,
+            "test": evaluation["test"],
+            "val": evaluation["val"],
+            "ece_before_temperature": evaluation["test"]["ece_before_temperature"],
+            "ece_after_temperature": evaluation["test"]["ece_after_temperature"],
+            **compared_with,
+        },
+        "trained_on": trained_on,
+        "recipe": recipe,
+        "intended_use": INTENDED_USE,
+    }
+
+
+def loss_weights_of(recipe: dict) -> str:
+    """The class weighting ("none", "sqrt", "balanced") a card's recipe records; "balanced" when it records none.
+
+    Retrained cards that predate ``loss_weights`` hold the weighting they used in ``imbalance``.
+    """
+    for key in ("loss_weights", "imbalance"):
+        if recipe.get(key) in IMBALANCE_MODES:
+            return recipe[key]
+    return "balanced"
+
+
+def shipped_card(version: str, run: dict, report: dict, split_file: str, created: str) -> dict:
+    """The card of a trained run (run.json) scored by training.evaluate (its report), for models/<version>/."""
     recipe = run["recipe"]
-    model = report["model"]
 
     def summary(entry: dict) -> dict:
         keys = (
@@ -97,45 +172,25 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
         )
         return {key: entry["test"][key] for key in keys}
 
-    metrics = {
-        "how_measured": (
+    baselines = {"majority_class": summary(report["majority_baseline"])}
+    if "custom_cnn" in report:
+        baselines["custom_cnn"] = summary(report["custom_cnn"])
+    history = run.get("history", [])
+    return make_card(
+        version,
+        created,
+        architecture=describe_architecture(recipe),
+        keras_version=run.get("hardware", {}).get("keras", ""),
+        input_size=recipe["input_size"],
+        evaluation=report["model"],
+        how_measured=(
             "Internal test split of HAM10000 (lesion- and duplicate-grouped, stratified by dx, never used for "
             "any choice). Temperature fitted and malignant threshold chosen on the validation split. Top-class "
             "metrics use the argmax; 'at_threshold' metrics flag an image when P(akiec)+P(bcc)+P(mel) >= the "
             "threshold. ECE: top-label, 15 equal-width bins."
         ),
-        "test": model["test"],
-        "val": model["val"],
-        "ece_before_temperature": model["test"]["ece_before_temperature"],
-        "ece_after_temperature": model["test"]["ece_after_temperature"],
-        "baselines_test": {"majority_class": summary(report["majority_baseline"])},
-    }
-    if "custom_cnn" in report:
-        metrics["baselines_test"]["custom_cnn"] = summary(report["custom_cnn"])
-
-    history = run.get("history", [])
-    return {
-        "version": version,
-        "created": created,
-        "architecture": describe_architecture(recipe),
-        "keras_version": run.get("hardware", {}).get("keras", ""),
-        "classes": list(CLASSES),
-        "class_names": {code: FULL_NAMES[code] for code in CLASSES},
-        "malignant_classes": sorted(MALIGNANT_CLASSES),
-        "input_size": [int(s) for s in recipe["input_size"]],
-        "input": INPUT_DESCRIPTION,
-        "output": "(N, 7) calibrated probabilities in 'classes' order, summing to 1",
-        "thresholds": {"malignant": model["malignant_threshold"]},
-        "malignant_threshold": model["malignant_threshold"],
-        "threshold_rule": (
-            "flag as possibly malignant when P(akiec)+P(bcc)+P(mel) >= thresholds.malignant; chosen on the "
-            "validation split as the highest value with >= 90 % sensitivity to akiec+bcc+mel"
-        ),
-        "operating_points": model.get("operating_points"),
-        "temperature": model["temperature"],
-        "calibration": "temperature scaling built into the model",
-        "metrics": metrics,
-        "trained_on": {
+        compared_with={"baselines_test": baselines},
+        trained_on={
             "dataset": DATASET,
             "licence": LICENCE,
             "split_file": str(split_file),
@@ -143,8 +198,9 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
             "pictures (256-bit dHash, <= 10 bits), seed in training/data.py",
             "counts": split_counts(split_file),
         },
-        "recipe": {
+        recipe={
             **recipe,
+            "loss_weights": run["imbalance"],
             "imbalance_handling": describe_imbalance(
                 run["imbalance"], recipe.get("sampling", "shuffle"), recipe.get("logit_adjustment", 0.0)
             ),
@@ -162,11 +218,7 @@ def make_card(version: str, run: dict, report: dict, split_file: str, created: s
             "train_minutes": round(run["train_seconds"] / 60, 1),
             "hardware": run.get("hardware"),
         },
-        "intended_use": (
-            "Research and education: triage support on dermatoscopic images of pigmented skin lesions. "
-            "Not a medical device and not for diagnosis. See docs/MODEL_CARD.md."
-        ),
-    }
+    )
 
 
 def check_export(version_dir: Path, logits_model, temperature: float, input_size: tuple[int, int]) -> None:
@@ -191,7 +243,7 @@ def export(run_dir: Path, report_dir: Path, version: str, models_dir: Path, spli
 
     run = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))
     report = json.loads((report_dir / METRICS_FILENAME).read_text(encoding="utf-8"))
-    card = make_card(version, run, report, split_file, dt.date.today().isoformat())
+    card = shipped_card(version, run, report, split_file, dt.date.today().isoformat())
     parse_card(card)  # fail before writing anything
 
     logits_model = keras.saving.load_model(run_dir / LOGITS_MODEL_FILENAME)

@@ -8,7 +8,6 @@ works on logits with ``from_logits=True``.
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from training.classes import CLASSES
 
@@ -55,9 +54,10 @@ def unfreeze_top(base: keras.Model, from_layer: str, batch_norm: bool = False) -
     Batch-norm stays frozen unless ``batch_norm``: Keras 3 runs a trainable
     BatchNormalization in training mode inside fit() even though the base was called
     with training=False, and with the offline weights' folded batch-norm (statistics
-    0 and 1) that erased the features (measured: every image got the same features and
-    the model collapsed to a constant). A frozen one always runs in inference mode.
-    ``batch_norm=True`` is for a base whose statistics ``restandardize_batch_norm`` set.
+    0 and 1) that erases the features (every image gets the same features and the model
+    collapses to a constant). A frozen one always runs in inference mode.
+    ``batch_norm=True`` is for a base whose statistics were set first
+    (training.experiments.recipe.restandardize_batch_norm).
     """
     names = [layer.name for layer in base.layers]
     if from_layer not in names:
@@ -68,44 +68,6 @@ def unfreeze_top(base: keras.Model, from_layer: str, batch_norm: bool = False) -
         is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
         layer.trainable = i >= start and (batch_norm or not is_batch_norm)
     return sum(1 for layer in base.layers[start:] if layer.trainable)
-
-
-def restandardize_batch_norm(base: keras.Model, pictures: np.ndarray, batch_size: int = 32) -> int:
-    """Give every batch-norm of ``base`` its inputs' statistics on ``pictures``, same function.
-
-    The offline ImageNet weights have batch-norm folded into the convolutions: moving
-    mean 0, variance 1, scale 1, so a batch-norm in training mode would normalise
-    activations that were never standardised and change what the layer computes. Here
-    each layer's moving mean and variance become those of its input on ``pictures``
-    (inputs already scaled as the base expects), and its scale and offset absorb the
-    change, so the layer computes exactly the same in inference mode. In training mode
-    it then normalises by batch statistics close to the moving ones, which is what
-    lets fine-tuning train batch-norm (``unfreeze_top(..., batch_norm=True)``).
-    Returns the number of layers changed.
-    """
-    layers = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    probe = keras.Model(base.inputs, [layer.input for layer in layers])
-    channels = [layer.input.shape[-1] for layer in layers]
-    sums = [np.zeros(n) for n in channels]
-    squares = [np.zeros(n) for n in channels]
-    values_per_channel = [0] * len(layers)
-    for start in range(0, len(pictures), batch_size):
-        activations = probe(pictures[start : start + batch_size], training=False)
-        for i, activation in enumerate(activations):
-            values = np.asarray(activation, dtype=np.float64).reshape(-1, channels[i])
-            sums[i] += values.sum(axis=0)
-            squares[i] += np.square(values).sum(axis=0)
-            values_per_channel[i] += values.shape[0]
-    for i, layer in enumerate(layers):
-        mean = sums[i] / values_per_channel[i]
-        variance = np.maximum(squares[i] / values_per_channel[i] - np.square(mean), 0.0)
-        gamma, beta, old_mean, old_variance = (np.asarray(w, dtype=np.float64) for w in layer.get_weights())
-        old_scale = gamma / np.sqrt(old_variance + layer.epsilon)
-        # gamma' (x - mean) / sqrt(variance + eps) + beta' == old_scale (x - old_mean) + beta
-        new_gamma = old_scale * np.sqrt(variance + layer.epsilon)
-        new_beta = beta + old_scale * (mean - old_mean)
-        layer.set_weights([w.astype(np.float32) for w in (new_gamma, new_beta, mean, variance)])
-    return len(layers)
 
 
 def build_custom_cnn(input_size: tuple[int, int], dropout: float = 0.4) -> keras.Model:

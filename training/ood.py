@@ -15,13 +15,13 @@ lesionsite checks four things, each against the validation split's spread:
   high: sensor noise and screenshots, which no dermatoscope produces;
 - the same texture, too low: blank frames and smooth gradients, which have no skin
   in them. It needs no model, so it holds whatever a retrained model's features do
-  (a logit-adjusted model's blank pictures had long feature vectors: measured, the
-  feature-length check then caught 5 % of them).
+  (a logit-adjusted model can give blank pictures long feature vectors, which the
+  feature-length check then misses).
 
 Each threshold is a quantile of the validation split's values, so a known share
 of real lesion images is flagged (the card records it). The score is the largest
 of the four values over (or, for the lower bounds, under) its threshold: above 1 means
-out of distribution. A detector saved with three thresholds (before the fourth check)
+out of distribution. A detector saved with three thresholds (no texture-below check)
 still loads and scores with its three.
 
 NumPy only: the worker uses it with either inference backend, without TensorFlow.
@@ -35,15 +35,15 @@ from pathlib import Path
 import numpy as np
 
 OOD_FILENAME = "ood.npz"
-# Share of validation (in-distribution) images flagged, split between the three
-# checks: a false alarm costs a clinician a second look, a missed out-of-distribution
+# Share of validation (in-distribution) images flagged, split evenly between the
+# CHECKS: a false alarm costs a clinician a second look, a missed out-of-distribution
 # image a confident wrong label, so few false alarms, but not zero.
 DEFAULT_FLAG_RATE = 0.01
 RIDGE = 1e-3  # of the mean variance, added to the covariance's diagonal: keeps it invertible
 CHECKS = ("mahalanobis", "feature_norm", "texture", "flatness")
 FLAGGED_ABOVE = 1.0  # score() divides each check by its threshold: above 1 is out of distribution
 # A blank frame's texture (0) or a zero feature vector would make its ratio to a
-# "below" threshold astronomically large (a clinician was shown 2,047,297,468,185);
+# "below" threshold astronomically large (trillions, on a clinician's screen);
 # 100 times past a threshold is as far out as a score needs to say.
 SCORE_CAP = 100.0
 
@@ -51,8 +51,8 @@ SCORE_CAP = 100.0
 def texture(pixels: np.ndarray) -> np.ndarray:
     """Mean absolute Laplacian (N,) of the grey levels of RGB pixels (N, H, W, 3) in 0..255."""
     # Channel by channel and in place: the worker runs this on every batch, and
-    # mean(axis=-1) over 3 values plus five temporaries cost 7x as much (12.7 against
-    # 1.7 ms for 32 images of 150x150, same values to 1e-7).
+    # mean(axis=-1) over the 3 channels with its temporaries costs several times as
+    # much, for the same values to 1e-7.
     pixels = np.asarray(pixels)
     grey = pixels[..., 0].astype(np.float32)
     grey += pixels[..., 1]
@@ -86,7 +86,7 @@ class OodDetector:
         return np.sqrt(squared.min(axis=1))
 
     def checks(self, features: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-        """(N, 3) raw values of the three checks."""
+        """(N, 3) raw values the CHECKS compare: distance, feature length, texture (read by the last two)."""
         return np.stack([self.distance(features), np.linalg.norm(features, axis=1), texture(pixels)], axis=1)
 
     def score(self, features: np.ndarray, pixels: np.ndarray) -> np.ndarray:

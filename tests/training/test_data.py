@@ -73,6 +73,43 @@ def test_images_linked_through_a_chain_of_duplicates_form_one_group():
     assert groups[0] != groups[1]
 
 
+def _groups_by_search(lesion_ids: list[str], pairs: list[tuple[int, int]]) -> list[int]:
+    """The reference: a breadth-first search over same-lesion and duplicate links, groups
+    numbered in order of their first image."""
+    count = len(lesion_ids)
+    same_lesion = [(a, b) for a in range(count) for b in range(a) if lesion_ids[a] == lesion_ids[b]]
+    neighbours: dict[int, set[int]] = {i: set() for i in range(count)}
+    for i, j in [*pairs, *same_lesion]:
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    groups: dict[int, int] = {}
+    for first in range(count):
+        if first in groups:
+            continue
+        number, waiting = len(set(groups.values())), [first]
+        while waiting:
+            image = waiting.pop()
+            if image not in groups:
+                groups[image] = number
+                waiting += neighbours[image] - groups.keys()
+    return [groups[i] for i in range(count)]
+
+
+def test_groups_are_the_connected_images_numbered_by_their_first_image():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        count = int(rng.integers(1, 60))
+        lesion_ids = [f"L{n}" for n in rng.integers(0, max(1, count // 2), count)]
+        pairs = [(int(i), int(j)) for i, j in rng.integers(0, count, (int(rng.integers(0, count)), 2)) if i < j]
+        assert group_images(lesion_ids, pairs).tolist() == _groups_by_search(lesion_ids, pairs)
+
+
+def test_the_committed_splits_groups_are_its_lesions():
+    """No near-duplicate pair in HAM10000 crosses lesion ids: its groups are the lesions, numbered in file order."""
+    split = pd.read_csv(DEFAULT_SPLIT_FILE)
+    np.testing.assert_array_equal(group_images(split["lesion_id"].tolist(), []), split["group"].to_numpy())
+
+
 def test_the_same_seed_gives_the_same_split(tiny_dataset, tiny_split):
     data_dir = tiny_dataset["data_dir"]
     metadata = read_metadata(data_dir)
