@@ -29,6 +29,7 @@ from training.operating_points import (
     malignancy_scores,
     operating_points,
 )
+from training.preprocessing import DEFAULT_GEOMETRY
 
 MEL = CLASSES.index("mel")
 METRICS_FILENAME = "metrics.json"
@@ -156,7 +157,8 @@ def evaluate_runs(
     scored = ("val",) if validation_only else ("val", "test")
     run = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))
     input_size = tuple(run["recipe"]["input_size"])
-    arrays = load_split_arrays(data_dir, split_file, input_size, cache_dir, ("train", *scored))
+    geometry = run["recipe"].get("geometry", DEFAULT_GEOMETRY)
+    arrays = load_split_arrays(data_dir, split_file, input_size, cache_dir, ("train", *scored), geometry)
     labels = {name: arrays[name][1] for name in arrays}
 
     def scored_logits(logits: dict) -> dict:
@@ -171,8 +173,9 @@ def evaluate_runs(
     if baseline_run is not None:
         baseline = json.loads((baseline_run / RUN_FILENAME).read_text(encoding="utf-8"))
         baseline_size = tuple(baseline["recipe"]["input_size"])
-        if baseline_size != input_size:
-            arrays = load_split_arrays(data_dir, split_file, baseline_size, cache_dir, scored)
+        baseline_geometry = baseline["recipe"].get("geometry", DEFAULT_GEOMETRY)
+        if (baseline_size, baseline_geometry) != (input_size, geometry):
+            arrays = load_split_arrays(data_dir, split_file, baseline_size, cache_dir, scored, baseline_geometry)
         report["custom_cnn"] = {"run": str(baseline_run), **scored_logits(run_logits(baseline_run, arrays, scored))}
     return report
 

@@ -24,15 +24,29 @@ from training.augment import describe_augmentation
 from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
+from training.preprocessing import DEFAULT_GEOMETRY, SOURCE_SHORT_SIDE
 from training.train import IMBALANCE_MODES
 
 DATASET = "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), 10,015 dermatoscopic images"
 LICENCE = "CC BY-NC 4.0 (attribution, non-commercial): the shipped model is for non-commercial use"
-INPUT_DESCRIPTION = (
-    "float32 RGB pixels 0-255, shape (N, H, W, 3) with (H, W) = input_size: the picture centre-cropped "
-    "to the input's aspect ratio, then bilinear-resized (training.preprocessing.to_model_input). "
-    "Pixel scaling is inside the model."
-)
+GEOMETRY_WORDS = {
+    "centre_crop": "centre-cropped to the input's aspect ratio, then bilinear-resized",
+    "squash": "resized whole to the input (nothing cut), bilinear",
+}
+
+
+def describe_input(geometry: str) -> dict:
+    """The card's ``input``: how to feed the model, read by serving (``geometry``) and by people."""
+    return {
+        "geometry": geometry,
+        "source_short_side": SOURCE_SHORT_SIDE,
+        "description": (
+            "float32 RGB pixels 0-255, shape (N, H, W, 3) with (H, W) = input_size: the picture first "
+            f"downscaled (antialiased, one step) to a shorter side of {SOURCE_SHORT_SIDE} px, HAM10000's "
+            f"training scale, then {GEOMETRY_WORDS[geometry]} (training.preprocessing.to_model_input). "
+            "Pixel scaling is inside the model."
+        ),
+    }
 
 
 # The layers every served MobileNetV2 version ends with (training.models, then
@@ -99,6 +113,7 @@ def make_card(
     architecture: str,
     keras_version: str,
     input_size,
+    geometry: str,
     evaluation: dict,
     how_measured: str,
     compared_with: dict,
@@ -124,7 +139,7 @@ def make_card(
         "class_names": {code: FULL_NAMES[code] for code in CLASSES},
         "malignant_classes": sorted(MALIGNANT_CLASSES),
         "input_size": [int(s) for s in input_size],
-        "input": INPUT_DESCRIPTION,
+        "input": describe_input(geometry),
         "output": "(N, 7) calibrated probabilities in 'classes' order, summing to 1",
         "thresholds": {"malignant": evaluation["malignant_threshold"]},
         "malignant_threshold": evaluation["malignant_threshold"],
@@ -182,6 +197,7 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
         architecture=describe_architecture(recipe),
         keras_version=run.get("hardware", {}).get("keras", ""),
         input_size=recipe["input_size"],
+        geometry=recipe.get("geometry", DEFAULT_GEOMETRY),
         evaluation=report["model"],
         how_measured=(
             "Internal test split of HAM10000 (lesion- and duplicate-grouped, stratified by dx, never used for "

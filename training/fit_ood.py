@@ -22,7 +22,7 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, write_card
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE
 from training.ood import CHECKS, DEFAULT_FLAG_RATE, FLAGGED_ABOVE, OOD_FILENAME, fit_detector, save_detector
-from training.preprocessing import to_model_input
+from training.preprocessing import DEFAULT_GEOMETRY, to_model_input
 from training.synthetic_ood import make_pictures
 
 DEFAULT_UNCERTAIN_BELOW = 0.5  # lesionsite.settings.UNCERTAIN_BELOW's default
@@ -102,10 +102,14 @@ def flagged_share(detector, features: np.ndarray, pixels: np.ndarray) -> float:
     return round(float((detector.score(features, pixels) > FLAGGED_ABOVE).mean()), 4)
 
 
-def synthetic_detection(model, detector, input_size: tuple[int, int], per_kind: int) -> dict:
+def synthetic_detection(
+    model, detector, input_size: tuple[int, int], per_kind: int, geometry: str = DEFAULT_GEOMETRY
+) -> dict:
     """Share of each kind of synthetic non-dermatoscopic picture that is flagged."""
     by_kind = make_pictures(per_kind, seed=7)
-    pixels = np.stack([to_model_input(picture, input_size) for pictures in by_kind.values() for picture in pictures])
+    pixels = np.stack(
+        [to_model_input(picture, input_size, geometry) for pictures in by_kind.values() for picture in pictures]
+    )
     features, _ = features_and_probabilities(model, pixels)  # one pass for every kind
     return {
         kind: flagged_share(
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     card = read_card(args.version_dir)
     model = keras.saving.load_model(args.version_dir / MODEL_FILENAME, compile=False)
     arrays = load_split_arrays(
-        args.data_dir, args.split_file, card.input_size, args.cache_dir or None, ("train", "val", "test")
+        args.data_dir, args.split_file, card.input_size, args.cache_dir or None, ("train", "val", "test"), card.geometry
     )
     outputs = {name: features_and_probabilities(model, images) for name, (images, _, _) in arrays.items()}
     labels = {name: arrays[name][1] for name in arrays}
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     # Scored, not chosen on: the test split and the synthetic pictures.
     ood["flagged"]["test"] = flagged_share(detector, outputs["test"][0], arrays["test"][0])
-    ood["synthetic_flagged"] = synthetic_detection(model, detector, card.input_size, SYNTHETIC_PER_KIND)
+    ood["synthetic_flagged"] = synthetic_detection(model, detector, card.input_size, SYNTHETIC_PER_KIND, card.geometry)
     ood["synthetic_note"] = (
         f"{SYNTHETIC_PER_KIND} generated pictures per kind (training.synthetic_ood): far-OOD only; "
         "near-OOD (clinical photos without a dermatoscope) is not measured"

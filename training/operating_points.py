@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> None:
 
     card = read_card(args.version_dir)
     model = keras.saving.load_model(args.version_dir / MODEL_FILENAME, compile=False)
-    arrays = load_split_arrays(args.data_dir, args.split_file, card.input_size, args.cache_dir or None, ("val", "test"))
+    arrays = load_split_arrays(
+        args.data_dir, args.split_file, card.input_size, args.cache_dir or None, ("val", "test"), card.geometry
+    )
     order = [card.classes.index(code) for code in CLASSES]
     probabilities = {
         name: features_and_probabilities(model, images)[1][:, order] for name, (images, _, _) in arrays.items()

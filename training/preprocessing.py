@@ -28,6 +28,7 @@ from PIL import Image, ImageOps
 RESAMPLE = Image.Resampling.BILINEAR
 # The shorter side of HAM10000's copies (200x150): the scale every training picture had.
 SOURCE_SHORT_SIDE = 150
+SOURCE_SIZE = (150, 200)  # (height, width) of those copies: what training.framing reframes
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom, as fractions of the picture
 

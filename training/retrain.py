@@ -29,6 +29,7 @@ from training.evaluate import compute_metrics, evaluate_logits
 from training.export import build_calibrated_model, describe_imbalance, loss_weights_of, make_card
 from training.fit_ood import fit_ood_entries
 from training.ood import OOD_FILENAME, OodDetector, save_detector
+from training.preprocessing import DEFAULT_GEOMETRY
 from training.train import NO_DEADLINE, EpochReport, Recipe, class_weights, train_head
 
 PARTS = ("train", "val", "test")
@@ -43,8 +44,9 @@ class Pictures:
     """The labelled pictures, part by part ("train", "val", "test")."""
 
     labels: dict[str, np.ndarray]  # class indices in CLASSES order
-    # (part, (height, width)) -> float32 RGB pixels (N, H, W, 3) in 0..255, in the labels' order
-    pixels: Callable[[str, tuple[int, int]], np.ndarray]
+    # (part, (height, width), geometry) -> float32 RGB pixels (N, H, W, 3) in 0..255, in the labels'
+    # order, through the serving path (training.preprocessing.to_model_input)
+    pixels: Callable[[str, tuple[int, int], str], np.ndarray]
 
     def counts(self) -> dict[str, int]:
         return {part: int(len(self.labels[part])) for part in PARTS}
@@ -101,6 +103,9 @@ def retrain_head(
         raise ValueError("there is no version to start from")
     base_card = read_card(base.folder) if base is not None else None
     served = keras.saving.load_model(base.folder / MODEL_FILENAME, compile=False) if start_from == "active" else None
+    # The geometry of what serves: a head retrained on another framing would be judged on pictures
+    # it was not made for.
+    geometry = base_card.geometry if base_card is not None else DEFAULT_GEOMETRY
     if served is not None:
         input_size = base_card.input_size
         logits_model, features_model, head = split_calibrated_model(served)
@@ -118,11 +123,11 @@ def retrain_head(
         features_model = feature_extractor(logits_model)
         adjustment, loss_weights = 0.0, "balanced"
 
-    log(f"computing features at {input_size[0]}x{input_size[1]}")
-    val_pixels = pictures.pixels("val", input_size)  # kept: the OOD check's texture bar
+    log(f"computing features at {input_size[0]}x{input_size[1]} ({geometry})")
+    val_pixels = pictures.pixels("val", input_size, geometry)  # kept: the OOD check's texture bar
     features = {
         part: features_model.predict(
-            val_pixels if part == "val" else pictures.pixels(part, input_size), FEATURE_BATCH, verbose=0
+            val_pixels if part == "val" else pictures.pixels(part, input_size, geometry), FEATURE_BATCH, verbose=0
         )
         for part in PARTS
     }
@@ -130,7 +135,8 @@ def retrain_head(
 
     incumbent_metrics = None
     if base is not None:
-        probabilities = served_probabilities(base, base_card, pictures.pixels("test", base_card.input_size), served)
+        test_pixels = pictures.pixels("test", base_card.input_size, base_card.geometry)
+        probabilities = served_probabilities(base, base_card, test_pixels, served)
         incumbent_metrics = compute_metrics(labels["test"], probabilities, base.malignant_threshold)
 
     recipe = Recipe(
@@ -153,6 +159,7 @@ def retrain_head(
         architecture=base_card.raw.get("architecture") if served is not None else "MobileNetV2 transfer",
         keras_version=keras.__version__,
         input_size=input_size,
+        geometry=geometry,
         evaluation=evaluation,
         how_measured=(
             "The test part of the labelled pictures (never used for any choice). Temperature fitted and "

@@ -31,6 +31,7 @@ import numpy as np
 
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE, load_images, one_hot, read_split
+from training.preprocessing import DEFAULT_GEOMETRY, GEOMETRIES, SOURCE_SIZE
 
 LOGITS_MODEL_FILENAME = "model_logits.keras"
 RUN_FILENAME = "run.json"
@@ -56,6 +57,14 @@ class Recipe:
 
     arch: str = option("mobilenetv2", "the model (training.models)", ARCHITECTURES)
     input_size: tuple[int, int] = option((150, 150), "model input, height and width")
+    geometry: str = option(
+        DEFAULT_GEOMETRY, "how a picture becomes the model's input (training.preprocessing)", tuple(GEOMETRIES)
+    )
+    framing: bool = option(
+        False,
+        "fine-tune on pictures reframed and recaptured as other centres' and dermatoscopes' (training.framing): "
+        "zoomed in and out with a vignette, off-centre, another aspect, colour, blur, JPEG",
+    )
     batch_size: int = option(32, "pictures per training step")
     head_epochs: int = option(30, "phase 1: epochs of the head on cached frozen-base features (seconds each)")
     head_lr: float = option(1e-3, "phase 1 learning rate (Adam)")
@@ -107,9 +116,24 @@ class Recipe:
 
     def training_pictures(self, images: np.ndarray, labels: np.ndarray, weights: np.ndarray):
         """Unbatched (pixels, one-hot, sample weight) for fine-tuning, and whether the stream is
-        endless (fit() then counts an epoch in steps): here every picture once an epoch, reshuffled."""
+        endless (fit() then counts an epoch in steps): here every picture once an epoch, reshuffled.
+
+        With ``framing``, ``images`` are at the training scale (SOURCE_SIZE) and each is
+        reframed (training.framing) before the geometry makes it the model's input; else they
+        are the model's inputs already."""
+        import tensorflow as tf
+
         pictures = picture_slices(images, labels, weights)
-        return pictures.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True), False
+        pictures = pictures.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
+        if self.framing:
+            from training.framing import reframe, to_input
+
+            def framed(x, y, w):
+                picture = reframe(tf.cast(x, tf.float32))
+                return to_input(picture, self.input_size, self.geometry), y, w
+
+            pictures = pictures.map(framed, num_parallel_calls=tf.data.AUTOTUNE)
+        return pictures, False
 
     def unfreeze(self, base, train_images: np.ndarray, log) -> int:
         """Unfreeze MobileNetV2 from ``fine_tune_from`` up; return how many layers train."""
@@ -188,15 +212,20 @@ class Phase:
 
 
 def load_split_arrays(
-    data_dir: str, split_file: str, input_size: tuple[int, int], cache_dir: str | None, names: tuple[str, ...]
+    data_dir: str,
+    split_file: str,
+    input_size: tuple[int, int],
+    cache_dir: str | None,
+    names: tuple[str, ...],
+    geometry: str = DEFAULT_GEOMETRY,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """Per split name: uint8 images, integer labels in CLASSES order, image ids."""
+    """Per split name: uint8 images through the serving path, integer labels in CLASSES order, image ids."""
     split = read_split(split_file)
     arrays = {}
     for name in names:
         rows = split[split["split"] == name]
         ids = rows["image_id"].tolist()
-        images = load_images(data_dir, ids, input_size, cache_dir)
+        images = load_images(data_dir, ids, input_size, cache_dir, geometry)
         labels = np.array([CLASSES.index(code) for code in rows["dx"]], dtype=np.int64)
         arrays[name] = (images, labels, ids)
     return arrays
@@ -489,9 +518,15 @@ def train(
     keras.utils.set_random_seed(recipe.seed)
     out.mkdir(parents=True, exist_ok=True)
 
-    arrays = load_split_arrays(data_dir, split_file, recipe.input_size, cache_dir, ("train", "val"))
+    arrays = load_split_arrays(data_dir, split_file, recipe.input_size, cache_dir, ("train", "val"), recipe.geometry)
     train_images, train_labels, _ = arrays["train"]
     val_images, val_labels, _ = arrays["val"]
+    # Reframing works on the pictures at the training scale, before the geometry.
+    tuned_images = (
+        load_split_arrays(data_dir, split_file, SOURCE_SIZE, cache_dir, ("train",))["train"][0]
+        if recipe.framing
+        else train_images
+    )
     log(f"loaded {len(train_images)} train / {len(val_images)} val images in {time.time() - started:.0f}s")
 
     history: list[EpochReport] = []
@@ -545,7 +580,7 @@ def train(
     phase_name = "fine_tune_continued" if recipe.init_from else "fine_tune" if recipe.arch == "mobilenetv2" else "cnn"
     phase = fine_tune(
         model,
-        (train_images, train_labels),
+        (tuned_images, train_labels),
         (val_images, val_labels),
         weights_per_class,
         recipe,

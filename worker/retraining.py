@@ -76,9 +76,9 @@ def labelled_set() -> LabelledSet:
     return LabelledSet(images, labels, splits)
 
 
-def load_pixels(images: list[LesionImage], input_size: tuple[int, int]) -> np.ndarray:
+def load_pixels(images: list[LesionImage], input_size: tuple[int, int], geometry: str) -> np.ndarray:
     """float32 RGB pixels (N, H, W, 3) in 0..255 of the stored pictures, through the serving preprocessing."""
-    return np.stack([load_model_input(image.file.path, input_size) for image in images])
+    return np.stack([load_model_input(image.file.path, input_size, geometry) for image in images])
 
 
 # --- the job ----------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def train_and_export(job: TrainingJob) -> tuple[Retrained, Path]:
     retrained = retrain_head(
         Pictures(
             labels={part: data.part(part)[1] for part in PARTS},
-            pixels=lambda part, input_size: load_pixels(data.part(part)[0], input_size),
+            pixels=lambda part, input_size, geometry: load_pixels(data.part(part)[0], input_size, geometry),
         ),
         job.start_from,
         Base(base.name, base.folder, base.malignant_threshold) if base is not None else None,

@@ -365,3 +365,32 @@ def test_mixup_blends_pictures_labels_and_weights_alike():
         assert np.ptp(x, axis=(1, 2, 3)).max() < 1e-3  # blended whole pictures, not patches
         blended += int((y.max(axis=1) < 0.99).sum())
     assert blended > 50  # most of the 140 pictures were mixed with another class
+
+
+def test_a_reframed_squash_run_trains_on_the_whole_picture_and_its_card_says_so(tiny_dataset, tiny_split, tmp_path):
+    from training.export import describe_input
+    from training.train import Recipe, train
+
+    recipe = Recipe(input_size=INPUT_SIZE, batch_size=8, head_epochs=1, fine_tune_epochs=1,
+                    fine_tune_from="block_16_expand", geometry="squash", framing=True)  # fmt: skip
+    model, run = train(recipe, str(tiny_dataset["data_dir"]), str(tiny_split["path"]), None, None, tmp_path, print)
+
+    assert (run["recipe"]["geometry"], run["recipe"]["framing"]) == ("squash", True)
+    assert [entry["phase"] for entry in run["history"]] == ["head", "fine_tune"]
+    assert tuple(model.input_shape[1:3]) == tuple(INPUT_SIZE)
+    assert describe_input("squash")["geometry"] == "squash"
+
+
+def test_the_reframed_stream_gives_model_inputs_from_training_scale_pictures():
+    from training.preprocessing import SOURCE_SIZE
+    from training.train import Recipe
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, *SOURCE_SIZE, 3), dtype=np.uint8)
+    labels, weights = np.arange(6) % len(CLASSES), np.ones(len(CLASSES))
+    pictures, _ = Recipe(input_size=(150, 150), geometry="squash", framing=True).training_pictures(
+        images, labels, weights
+    )
+
+    shapes = [tuple(x.shape) for x, _, _ in pictures.take(6)]
+    assert shapes == [(150, 150, 3)] * 6
