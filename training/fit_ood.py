@@ -12,7 +12,6 @@ a confident lesion label.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from training.card import CARD_FILENAME, MODEL_FILENAME, write_card
 from training.classes import CLASSES
-from training.data import DEFAULT_SPLIT_FILE
+from training.commands import version_command
 from training.ood import CHECKS, DEFAULT_FLAG_RATE, FLAGGED_ABOVE, OOD_FILENAME, fit_detector, save_detector
 from training.preprocessing import DEFAULT_GEOMETRY, to_model_input
 from training.synthetic_ood import make_pictures
@@ -128,11 +127,7 @@ def write_ood(version_dir: Path, detector, ood: dict, uncertainty: dict) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("version_dir", type=Path)
-    parser.add_argument("--data-dir", required=True, help="HAM10000 folder (metadata CSV + images/)")
-    parser.add_argument("--split-file", default=str(DEFAULT_SPLIT_FILE))
-    parser.add_argument("--cache-dir", default="training_runs/cache", help="decoded-image cache; '' for none")
+    parser = version_command(__doc__, cache=True)
     parser.add_argument("--flag-rate", type=float, default=DEFAULT_FLAG_RATE)
     parser.add_argument("--uncertain-below", type=float, default=DEFAULT_UNCERTAIN_BELOW)
     args = parser.parse_args(argv)

@@ -8,8 +8,8 @@ no ruler), and its box, with which a picture can be framed around the lesion bef
 classified. Whether that framing reads other centres' pictures better than the whole picture
 is measured, not assumed (``framing`` below, on clean and shifted validation).
 
-    python -m training.lesion_mask fit models/<version> --data-dir ../shared/data/ham10000
-    python -m training.lesion_mask framing models/<version> --data-dir ../shared/data/ham10000 --out report.json
+    python -m training.lesion_mask models/<version> fit --data-dir ../shared/data/ham10000
+    python -m training.lesion_mask models/<version> framing --data-dir ../shared/data/ham10000 --out report.json
 
 ``fit`` writes ``<version>/lesion_mask.keras`` (pixels -> the grid of lesion probabilities)
 and the card's ``lesion_mask`` entry (its layer, grid and validation IoU). Validation only.
@@ -17,7 +17,6 @@ and the card's ``lesion_mask`` entry (its layer, grid and validation IoU). Valid
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from training.card import CARD_FILENAME, MODEL_FILENAME, ModelCard, read_card, write_card
-from training.data import DEFAULT_SPLIT_FILE
+from training.commands import version_command
 from training.preprocessing import input_box, to_model_input
 
 MASK_FILENAME = "lesion_mask.keras"
@@ -260,11 +259,8 @@ def framing_report(version_dir: Path, data_dir: str, split_file: str, shifts: li
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = version_command(__doc__, masks=True)
     parser.add_argument("command", choices=("fit", "framing"))
-    parser.add_argument("version_dir", type=Path)
-    parser.add_argument("--data-dir", required=True, help="HAM10000 folder (metadata CSV, images/, masks/)")
-    parser.add_argument("--split-file", default=str(DEFAULT_SPLIT_FILE))
     parser.add_argument("--shifts", help="framing: comma-separated shifts (default: all)")
     parser.add_argument("--limit", type=int, help="framing: a seeded random sample of validation")
     parser.add_argument("--out", type=Path, help="framing: where to write the report")

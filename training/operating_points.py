@@ -14,15 +14,13 @@ NumPy only at import time; the command loads Keras to run the model.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 
 from training.classes import CLASSES, MALIGNANT_CLASSES
-from training.data import DEFAULT_SPLIT_FILE
+from training.commands import version_command
 
 TARGET_MALIGNANT_SENSITIVITY = 0.90  # the platform favours catching malignancy over specificity
 # What a clinic can choose from: the shipped default and one step either side.
@@ -96,12 +94,7 @@ def add_to_card(card: dict, entry: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("version_dir", type=Path)
-    parser.add_argument("--data-dir", required=True, help="HAM10000 folder (metadata CSV + images/)")
-    parser.add_argument("--split-file", default=str(DEFAULT_SPLIT_FILE))
-    parser.add_argument("--cache-dir", default="training_runs/cache", help="decoded-image cache; '' for none")
-    args = parser.parse_args(argv)
+    args = version_command(__doc__, cache=True).parse_args(argv)
 
     import keras
 

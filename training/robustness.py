@@ -20,7 +20,6 @@ a compact summary as the card's ``robustness`` entry.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -35,6 +34,7 @@ from PIL import Image
 
 from training.card import CARD_FILENAME, MODEL_FILENAME, CardError, ModelCard, read_card, write_card
 from training.classes import CLASSES
+from training.commands import add_split_choice, version_command
 from training.data import DEFAULT_SPLIT_FILE, SPLIT_FILE_IN_REPO, image_path, read_split
 from training.ood import FLAGGED_ABOVE, load_detector
 from training.preprocessing import GEOMETRIES, check_geometry, input_box, to_model_input
@@ -337,16 +337,8 @@ def summary_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("version_dir", type=Path)
-    parser.add_argument("--data-dir", required=True, help="HAM10000 folder (metadata CSV, images/, masks/)")
-    parser.add_argument("--split-file", default=str(DEFAULT_SPLIT_FILE))
-    parser.add_argument(
-        "--split",
-        choices=("val", "test"),
-        default="val",
-        help="val (default) to choose between models; test only to score the chosen one, once",
-    )
+    parser = version_command(__doc__, masks=True)
+    add_split_choice(parser)
     parser.add_argument("--shifts", help=f"comma-separated subset of: {', '.join(SHIFTS)} (default: all)")
     parser.add_argument("--limit", type=int, help="a seeded random sample of this many images (for development)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
