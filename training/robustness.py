@@ -118,7 +118,7 @@ def machine() -> str:
 class VersionModel:
     """A version's calibrated model as one compiled call, with its out-of-distribution check."""
 
-    def __init__(self, version_dir: Path | str, geometry: str | None = None):
+    def __init__(self, version_dir: Path | str, geometry: str | None = None, flips: bool = False):
         import keras
         import tensorflow as tf
 
@@ -139,7 +139,18 @@ class VersionModel:
         both = keras.Model(self.model.inputs, outputs)
         height, width = self.card.input_size
         spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
-        self._call = tf.function(lambda x: both(x, training=False), input_signature=spec, reduce_retracing=True)
+
+        def call(x):
+            outputs = both(x, training=False)
+            if not flips:
+                return outputs
+            # Test-time averaging over the picture and its three mirror images (a lesion has no "up"):
+            # probabilities averaged, features (for the OOD check) of the picture as it is.
+            views = [tf.reverse(x, [2]), tf.reverse(x, [1]), tf.reverse(x, [1, 2])]
+            probabilities = [outputs[-1], *(both(view, training=False)[-1] for view in views)]
+            return [*outputs[:-1], tf.add_n(probabilities) / len(probabilities)]
+
+        self._call = tf.function(call, input_signature=spec, reduce_retracing=True)
 
     def features_and_probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """Pooled features (N, d) or None, and calibrated probabilities (N, classes), from one compiled call."""
@@ -238,16 +249,18 @@ def robustness_report(
     split: str = "val",
     log: Callable[[str], None] = print,
     geometry: str | None = None,
+    flips: bool = False,
 ) -> dict:
     """The whole report as a dict: per condition, then the mean over the shifts.
 
-    ``geometry``: feed the version its pictures with this geometry instead of its card's (a probe)."""
+    ``geometry``: feed the version its pictures with this geometry instead of its card's (a probe);
+    ``flips``: average each picture's probabilities with its three mirror images' (test-time averaging)."""
     shifts = list(SHIFTS) if shifts is None else shifts
     unknown = [name for name in shifts if name not in SHIFTS]
     if unknown:
         raise ValueError(f"unknown shifts {unknown}; known shifts: {', '.join(SHIFTS)}")
     started = time.perf_counter()
-    model = VersionModel(version_dir, geometry)
+    model = VersionModel(version_dir, geometry, flips)
     rows = split_rows(split_file, split, limit, seed)
     image_ids = rows["image_id"].tolist()
     labels = labels_of(rows)
@@ -345,13 +358,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help=f"default: <version>/report/{REPORT_FILENAME}")
     parser.add_argument("--write-card", action="store_true", help="also write the summary as card['robustness']")
     parser.add_argument("--geometry", choices=list(GEOMETRIES), help="a probe: this geometry instead of the card's")
+    parser.add_argument("--flips", action="store_true", help="a probe: average over the picture's mirror images")
     args = parser.parse_args(argv)
 
     shifts = [name.strip() for name in args.shifts.split(",") if name.strip()] if args.shifts else None
     try:
         report = robustness_report(
             args.version_dir, args.data_dir, args.split_file, shifts, args.limit, args.seed, args.split,
-            geometry=args.geometry,
+            geometry=args.geometry, flips=args.flips,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
@@ -360,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(summary_table(report))
     print(f"report written to {out}")
-    if args.write_card and args.geometry is None:
+    if args.write_card and args.geometry is None and not args.flips:
         write_card_summary(args.version_dir, report)
         print(f"card['robustness'] written to {args.version_dir / CARD_FILENAME}")
 

@@ -117,6 +117,22 @@ def test_the_command_runs_a_chosen_subset_of_shifts_on_a_sample(nested_version, 
     assert report["n_images"] == 6 and report["sample"].startswith("a random 6 of the split's")
 
 
+def test_flip_averaging_is_the_mean_of_the_four_mirror_images(nested_version, lesion_dataset):
+    import keras
+
+    from training.card import MODEL_FILENAME
+    from training.robustness import VersionModel
+
+    plain, averaged = VersionModel(nested_version), VersionModel(nested_version, flips=True)
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, *plain.card.input_size, 3)).astype(np.float32)
+    model = keras.saving.load_model(nested_version / MODEL_FILENAME, compile=False)
+    mirrors = [pixels, pixels[:, :, ::-1], pixels[:, ::-1], pixels[:, ::-1, ::-1]]
+    expected = np.mean([np.asarray(model(view, training=False)) for view in mirrors], axis=0)
+
+    assert np.allclose(averaged.features_and_probabilities(pixels)[1], expected, atol=1e-5)
+    assert np.allclose(averaged.features_and_probabilities(pixels)[0], plain.features_and_probabilities(pixels)[0])
+
+
 def test_the_command_refuses_an_unknown_shift_by_name(nested_version, lesion_dataset, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(
