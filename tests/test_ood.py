@@ -153,3 +153,28 @@ def test_the_synthetic_pictures_are_of_every_kind_and_reproducible():
     for kind in KINDS:
         assert [p.tobytes() for p in first[kind]] == [p.tobytes() for p in second[kind]]
         assert all(p.size == (200, 150) and p.mode == "RGB" for p in first[kind])
+
+
+def test_thresholds_set_on_reframed_validation_too_accept_softer_lesions_and_still_flag_blank_frames():
+    from training.fit_ood import fit_ood_entries
+    from training.ood import FLAGGED_ABOVE
+
+    rng = np.random.default_rng(4)
+    features, labels, _ = clusters(rng, classes=7)
+    val_features, val_labels, _ = clusters(np.random.default_rng(5), n_per_class=30, classes=7)
+    probabilities = np.full((len(val_labels), 7), 1 / 7)
+    pixels = smooth_pixels(rng, len(val_labels))
+    softer = pixels.mean(axis=(1, 2), keepdims=True) + 0.3 * (pixels - pixels.mean(axis=(1, 2), keepdims=True))
+    blank = np.full((20, 24, 24, 3), 128.0)
+
+    def flagged_share(detector, pictures):
+        return float((detector.score(val_features[: len(pictures)], pictures) > FLAGGED_ABOVE).mean())
+
+    plain, _, _ = fit_ood_entries((features, labels), (val_features, probabilities, val_labels, pixels))
+    aware, ood, _ = fit_ood_entries(
+        (features, labels), (val_features, probabilities, val_labels, pixels), reframed=(val_features, softer)
+    )
+
+    assert flagged_share(plain, softer) > 0.5 > flagged_share(aware, softer)  # softer pictures of lesions
+    assert flagged_share(aware, blank) == flagged_share(plain, blank) == 1.0
+    assert "reframed by training.framing" in ood["threshold_rule"] and "flagged_reframed_val" in ood

@@ -21,7 +21,7 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, write_card
 from training.classes import CLASSES
 from training.commands import version_command
 from training.ood import CHECKS, DEFAULT_FLAG_RATE, FLAGGED_ABOVE, OOD_FILENAME, fit_detector, save_detector
-from training.preprocessing import DEFAULT_GEOMETRY, to_model_input
+from training.preprocessing import DEFAULT_GEOMETRY, SOURCE_SIZE, to_model_input
 from training.synthetic_ood import make_pictures
 
 DEFAULT_UNCERTAIN_BELOW = 0.5  # lesionsite.settings.UNCERTAIN_BELOW's default
@@ -64,11 +64,21 @@ def fit_ood_entries(
     val: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     flag_rate: float = DEFAULT_FLAG_RATE,
     uncertain_below: float = DEFAULT_UNCERTAIN_BELOW,
+    reframed: tuple[np.ndarray, np.ndarray] | None = None,
 ):
-    """From (train features, labels) and (val features, probabilities, labels, pixels): detector and card entries."""
+    """From (train features, labels) and (val features, probabilities, labels, pixels): detector and card entries.
+
+    ``reframed``: (features, pixels) of the validation pictures reframed as other devices
+    take them (``reframed_validation``); the thresholds are then set on both, so that a
+    lesion zoomed, blurred or vignetted the way real pictures are is not called
+    out of distribution, while blank frames and graphics still are (the synthetic check)."""
     train_features, train_labels = train
     val_features, val_probabilities, val_labels, val_pixels = val
-    detector = fit_detector(train_features, train_labels, len(CLASSES), val_features, val_pixels, flag_rate)
+    threshold_features, threshold_pixels = val_features, val_pixels
+    if reframed is not None:
+        threshold_features = np.concatenate([val_features, reframed[0]])
+        threshold_pixels = np.concatenate([val_pixels, reframed[1]])
+    detector = fit_detector(train_features, train_labels, len(CLASSES), threshold_features, threshold_pixels, flag_rate)
     mahalanobis, norm, texture, flatness = (round(float(t), 4) for t in detector.thresholds)
     ood = {
         "method": (
@@ -86,15 +96,31 @@ def fit_ood_entries(
         },
         "threshold_rule": (
             f"each check flags {flag_rate / len(CHECKS):.2%} of the validation split's (in-distribution) images"
+            + (", as they are and once more reframed by training.framing" if reframed is not None else "")
         ),
         "fitted_on": f"train split features ({len(train_features)} images)",
         "flagged": {"val": flagged_share(detector, val_features, val_pixels)},
+        **({"flagged_reframed_val": flagged_share(detector, *reframed)} if reframed is not None else {}),
     }
     uncertainty = {
         "top_probability_below": uncertain_below,
         "val": uncertainty_report(val_probabilities, val_labels, uncertain_below),
     }
     return detector, ood, uncertainty
+
+
+def reframed_validation(model, pictures: np.ndarray, input_size, geometry: str, seed: int = 7):
+    """(features, pixels) of training-scale pictures (N, 150, 200, 3) reframed once each by
+    training.framing (the training augmentation, not the robustness instrument's shifts)."""
+    import tensorflow as tf
+
+    from training.framing import reframe, to_input
+
+    tf.random.set_seed(seed)
+    pixels = np.stack([to_input(reframe(tf.constant(p, tf.float32)), input_size, geometry).numpy() for p in pictures])
+    pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    features, _ = features_and_probabilities(model, pixels)
+    return features, pixels
 
 
 def flagged_share(detector, features: np.ndarray, pixels: np.ndarray) -> float:
@@ -130,6 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = version_command(__doc__, cache=True)
     parser.add_argument("--flag-rate", type=float, default=DEFAULT_FLAG_RATE)
     parser.add_argument("--uncertain-below", type=float, default=DEFAULT_UNCERTAIN_BELOW)
+    parser.add_argument(
+        "--reframed",
+        action="store_true",
+        help="set the thresholds on validation as it is and reframed (training.framing)",
+    )
     args = parser.parse_args(argv)
 
     import keras
@@ -144,11 +175,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     outputs = {name: features_and_probabilities(model, images) for name, (images, _, _) in arrays.items()}
     labels = {name: arrays[name][1] for name in arrays}
+    reframed = None
+    if args.reframed:
+        sources = load_split_arrays(args.data_dir, args.split_file, SOURCE_SIZE, args.cache_dir or None, ("val",))
+        reframed = reframed_validation(model, sources["val"][0], card.input_size, card.geometry)
     detector, ood, uncertainty = fit_ood_entries(
         (outputs["train"][0], labels["train"]),
         (*outputs["val"], labels["val"], arrays["val"][0]),
         args.flag_rate,
         args.uncertain_below,
+        reframed,
     )
     # Scored, not chosen on: the test split and the synthetic pictures.
     ood["flagged"]["test"] = flagged_share(detector, outputs["test"][0], arrays["test"][0])
