@@ -1,4 +1,5 @@
-"""Grad-CAM heatmaps, the out-of-distribution flag and the uncertainty notice, from model to page."""
+"""Heatmaps (Grad-CAM, or Layer-CAM where the card says so), the out-of-distribution flag and the
+uncertainty notice, from model to page."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from classifier.models import ModelVersion, Prediction
 from classifier.registry import register_model_versions
 from tests.factories import make_image, make_prediction
 from tests.images import image_bytes
-from tests.tiny_model import TINY_INPUT_SIZE, save_tiny_version
-from training.card import MODEL_FILENAME, write_card
+from tests.tiny_model import TINY_INPUT_SIZE, TINY_LAYER_CAM_LAYER, save_tiny_mobilenet_version, save_tiny_version
+from training.card import MODEL_FILENAME, read_card, write_card
 from training.classes import CLASSES
 from training.fit_ood import features_and_probabilities, fit_ood_entries, write_ood
 from training.preprocessing import to_model_input
 from worker.inference import run_predictions
-from worker.model_cache import load_model
+from worker.model_cache import ModelLoadError, load_model
 
 
 def noise_pixels(count: int, seed: int) -> np.ndarray:
@@ -71,6 +72,37 @@ def test_the_heatmap_is_grad_cam_of_the_top_class(tiny_root):
     np.testing.assert_allclose(outputs.features, maps.mean(axis=(1, 2)), atol=1e-5)
 
 
+def test_the_heatmap_is_layer_cam_at_the_cards_layer_when_the_card_says_so(tiny_root):
+    """Independent check: Layer-CAM from tf.GradientTape (training.explanations), not the served graph."""
+    import keras
+
+    from training.explanations import layer_cams
+
+    folder = save_tiny_mobilenet_version(tiny_root, "tiny-layer-cam", seed=4)
+    loaded = load_model("tiny-layer-cam", folder)
+    pixels = noise_pixels(6, seed=11)
+
+    outputs = loaded.analyse(pixels)
+
+    model = keras.saving.load_model(folder / MODEL_FILENAME, compile=False)
+    expected = layer_cams(model, TINY_LAYER_CAM_LAYER, ("layercam",))(pixels)["layercam"]
+    assert (loaded.heatmap_method, loaded.heatmap_layer) == ("layer-cam", TINY_LAYER_CAM_LAYER)
+    assert outputs.heatmaps.shape == (6, 16, 16)  # the layer's grid, finer than the last maps' 4x4
+    np.testing.assert_allclose(outputs.heatmaps, expected, atol=1e-4)
+    np.testing.assert_allclose(outputs.probabilities, model(pixels).numpy(), atol=1e-5)
+    pooled = keras.Model(model.inputs[0], model.get_layer("pool").output)(pixels).numpy()
+    np.testing.assert_allclose(outputs.features, pooled, rtol=1e-5, atol=1e-5)
+
+
+def test_a_card_that_serves_layer_cam_at_a_layer_the_model_lacks_is_refused_at_load(tiny_root):
+    folder = save_tiny_version(tiny_root, "tiny-no-such-layer", seed=2)
+    card = read_card(folder).raw
+    write_card(folder, {**card, "explanation": {"method": "layer-cam", "layer": "block_12_expand_relu"}})
+
+    with pytest.raises(ModelLoadError, match="serves Layer-CAM at 'block_12_expand_relu', but the model has no layer"):
+        load_model("tiny-no-such-layer", folder)
+
+
 def test_a_model_without_a_pooling_head_is_served_without_heatmaps(tiny_root):
     import keras
 
@@ -102,6 +134,7 @@ def test_the_worker_stores_the_heatmap_over_the_cropped_box_and_the_uncertainty(
     assert prediction.status == "done" and prediction.is_uncertain is True
     explanation = prediction.explanation
     assert explanation["method"] == "grad-cam" and explanation["class"] == prediction.top_class
+    assert "layer" not in explanation  # a card without an explanation entry: Grad-CAM as before
     grid = np.array(explanation["grid"])
     assert grid.ndim == 2 and grid.min() >= 0 and grid.max() <= 1
     assert explanation["box"] == [0.125, 0.0, 0.875, 1.0]
@@ -112,6 +145,25 @@ def test_the_worker_stores_the_heatmap_over_the_cropped_box_and_the_uncertainty(
     second = make_prediction(owner)
     run_predictions([second.pk], task_id="explain-2")
     assert Prediction.objects.get(pk=second.pk).is_uncertain is False
+
+
+@pytest.mark.django_db
+def test_the_worker_stores_a_layer_cam_grid_of_the_layers_shape_with_its_method_and_layer(owner, tiny_root, settings):
+    folder = save_tiny_mobilenet_version(tiny_root / "served", "tiny-served-layer-cam", seed=4)
+    settings.MODEL_ROOT = folder.parent
+    _activate(folder)
+    prediction = make_prediction(owner)  # 64x48: the square input keeps its middle 48x48
+
+    run_predictions([prediction.pk], task_id="layer-cam")
+
+    prediction.refresh_from_db()
+    explanation = prediction.explanation
+    assert prediction.status == "done"
+    assert (explanation["method"], explanation["layer"]) == ("layer-cam", TINY_LAYER_CAM_LAYER)
+    assert explanation["class"] == prediction.top_class
+    grid = np.array(explanation["grid"])
+    assert grid.shape == (16, 16) and grid.min() >= 0 and grid.max() == 1.0
+    assert explanation["box"] == [0.125, 0.0, 0.875, 1.0]
 
 
 def _activate(folder) -> ModelVersion:
