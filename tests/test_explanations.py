@@ -237,3 +237,55 @@ def test_the_api_reports_confidence_and_the_explanation(owner_api, owner, active
     assert body["is_uncertain"] is True and body["is_out_of_distribution"] is False and body["ood_score"] == 2.5
     assert body["ood_threshold"] is None  # the tiny version has no detector
     assert body["explanation"]["grid"] == [[0.0, 1.0]]
+
+
+SERVED_FIGURES = {
+    "method": "layer-cam",
+    "layer": "block_12_expand_relu",
+    "grid": [10, 10],
+    "figures": {
+        "pointing_game": 0.961,
+        "heat_in_lesion": 0.572,
+        "lesion_area": 0.347,
+        "centre_baseline": 0.964,
+        "faithfulness": {"map_drop": 0.22, "random_drop": 0.03, "map_beats_random": 0.758},
+        "measured_on": "validation",
+        "n": 1505,
+    },
+}
+
+
+@pytest.mark.django_db
+def test_the_result_page_says_what_the_served_maps_validation_figures_are(owner_web, owner, active_tiny_model):
+    active_tiny_model.card = {**active_tiny_model.card, "explanation": SERVED_FIGURES}
+    active_tiny_model.save()
+    prediction = make_prediction(
+        owner, status="done", top_class="nv", model_version=active_tiny_model, is_out_of_distribution=False,
+        explanation={"method": "layer-cam", "layer": "block_12_expand_relu", "class": "nv", "grid": [[1.0]],
+                     "box": [0, 0, 1, 1]},
+    )  # fmt: skip
+
+    page = owner_web.get(reverse("classifier:prediction", args=[prediction.pk])).content.decode()
+
+    assert "Layer-CAM heatmap available." in page
+    figures = page.split('data-field="heatmap_figures"')[1].split("</p>")[0]
+    assert 'data-method="layer-cam"' in figures and 'data-layer="block_12_expand_relu"' in figures
+    text = " ".join(figures.split(">", 1)[1].split())
+    assert "on 1505 validation images of HAM10000 (not from your clinic)" in text
+    assert "hottest point fell inside the lesion for 96 % of pictures" in text
+    assert "the centre of the picture lies inside the lesion for 96 % of them" in text
+    assert "57 % of its heat lay inside the lesion, which covers 35 % of the area the model saw" in text
+    assert "more than blurring a random 10 % for 76 % of pictures" in text
+
+
+@pytest.mark.django_db
+def test_a_version_whose_card_has_no_figures_shows_none(owner_web, owner, active_tiny_model):
+    prediction = make_prediction(
+        owner, status="done", top_class="nv", model_version=active_tiny_model, is_out_of_distribution=False,
+        explanation={"method": "grad-cam", "class": "nv", "grid": [[1.0]], "box": [0, 0, 1, 1]},
+    )  # fmt: skip
+
+    page = owner_web.get(reverse("classifier:prediction", args=[prediction.pk])).content.decode()
+
+    assert "Grad-CAM heatmap available." in page
+    assert 'data-field="heatmap_figures"' not in page

@@ -30,8 +30,13 @@ SERVED_LAYER = "block_12_expand_relu"  # MobileNetV2, 10x10 at 150 px: the map t
 # The maps a version may serve, as its card's ``explanation.method`` and each stored prediction name them.
 GRAD_CAM = "grad-cam"  # Grad-CAM on the feature maps the pooling reads: the default
 LAYER_CAM = "layer-cam"  # Layer-CAM at the card's ``explanation.layer``, computed by layer_cam_model
-# The hand-written backward pass must give GradientTape's map to this (maps scaled to peak 1).
+# Two computations of a map (scaled to peak 1) agree when each picture's median cell is within
+# MAX_MAP_DIFFERENCE and every cell within MAX_CELL_DIFFERENCE. Not every cell within 1e-4: a
+# ReLU6 whose input lies within float rounding of 0 or 6 passes its gradient in one computation
+# and not in the other (TensorFlow's fused kernels, TFLite's), which moves a few cells of a few
+# pictures: by up to 9e-3 on v1-v3's first 64 validation pictures (never the hottest cell), 5e-2 on noise.
 MAX_MAP_DIFFERENCE = 1e-4
+MAX_CELL_DIFFERENCE = 0.1
 
 
 def served_map(card_data: dict) -> tuple[str, str | None]:
@@ -333,14 +338,25 @@ def tape_layer_cam(model, layer_name: str = SERVED_LAYER):
     return lambda pixels: maps_of(tf.convert_to_tensor(pixels, dtype=tf.float32)).numpy()
 
 
+def map_disagreement(got: np.ndarray, want: np.ndarray) -> str | None:
+    """Why two computations of the same maps (N, h, w) disagree (see MAX_MAP_DIFFERENCE); None when they agree."""
+    difference = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(want, dtype=np.float64))
+    median = float(np.median(difference.reshape(len(difference), -1), axis=1).max())
+    if median > MAX_MAP_DIFFERENCE:
+        return f"a picture's median cell differs by {median:.2e} (> {MAX_MAP_DIFFERENCE})"
+    if difference.max() > MAX_CELL_DIFFERENCE:
+        return f"a cell differs by {difference.max():.2e} (> {MAX_CELL_DIFFERENCE})"
+    return None
+
+
 def check_against_tape(model, vjp_model, layer_name: str, pixels: np.ndarray) -> float:
-    """Largest difference between the hand-written maps and GradientTape's on these pixels; raise above the limit."""
+    """Largest cell difference between the hand-written maps and GradientTape's; raise when they disagree."""
     got = np.asarray(vjp_model(pixels, training=False)[2])
     want = tape_layer_cam(model, layer_name)(pixels)
-    worst = float(np.max(np.abs(got - want)))
-    if worst > MAX_MAP_DIFFERENCE:
+    problem = map_disagreement(got, want)
+    if problem is not None:
         raise RuntimeError(
-            f"the hand-written Layer-CAM at {layer_name!r} differs from GradientTape's by {worst:.2e} "
-            f"(> {MAX_MAP_DIFFERENCE}): a layer's gradient is wrong"
+            f"the hand-written Layer-CAM at {layer_name!r} differs from GradientTape's: {problem}; "
+            "a layer's gradient is wrong"
         )
-    return worst
+    return float(np.max(np.abs(got - want)))
