@@ -20,6 +20,7 @@ from tests.images import image_bytes
 from tests.tiny_model import TINY_INPUT_SIZE, TINY_LAYER_CAM_LAYER, save_tiny_mobilenet_version, save_tiny_version
 from training.card import read_card, write_card
 from training.export_litert import export_version
+from training.layercam import map_disagreement
 from training.preprocessing import to_model_input
 from worker.inference import run_predictions
 from worker.model_cache import ModelLoadError, load_model
@@ -81,7 +82,7 @@ def test_both_backends_give_the_same_layer_cam_heatmaps_where_the_card_serves_it
         got = litert.analyse(batch)
         assert (litert.heatmap_method, litert.heatmap_layer) == ("layer-cam", TINY_LAYER_CAM_LAYER)
         assert got.heatmaps.shape == (len(batch), 16, 16)
-        np.testing.assert_allclose(got.heatmaps, keras_outputs.heatmaps[: len(batch)], atol=1e-4)
+        assert map_disagreement(got.heatmaps, keras_outputs.heatmaps[: len(batch)]) is None
         np.testing.assert_allclose(got.probabilities, keras_outputs.probabilities[: len(batch)], atol=1e-5)
         np.testing.assert_allclose(got.features, keras_outputs.features[: len(batch)], rtol=1e-4, atol=1e-4)
 

@@ -26,6 +26,8 @@ from training.layercam import GRAD_CAM, LAYER_CAM, check_against_tape, layer_cam
 LITERT_FILENAME = "model.tflite"
 # The export is rejected if it differs from the Keras model by more than this on any probability.
 MAX_ABS_DIFFERENCE = 1e-4
+# Random pictures the checks run; maps are judged by the median picture (training.layercam.map_disagreement).
+MAP_PROBES = 8
 
 
 def explained_model(model, heatmap: tuple[str, str | None] = (GRAD_CAM, None)):
@@ -117,10 +119,10 @@ def export_version(version_dir: Path | str) -> Path:
     heatmap = served_map(card.raw)
     explained = explained_model(model, heatmap) or model
     if heatmap[0] == LAYER_CAM:
-        probe = np.random.default_rng(1).uniform(0, 255, (4, *card.input_size, 3)).astype(np.float32)
+        probe = np.random.default_rng(1).uniform(0, 255, (MAP_PROBES, *card.input_size, 3)).astype(np.float32)
         check_against_tape(model, explained, heatmap[1], probe)  # the hand-written gradient, checked
     flatbuffer = convert(explained)
-    difference = check_agreement(explained, flatbuffer, card.input_size)
+    difference = check_agreement(explained, flatbuffer, card.input_size, batch=MAP_PROBES)
     if difference > MAX_ABS_DIFFERENCE:
         raise RuntimeError(f"LiteRT export differs from the Keras model by {difference:.2e} (> {MAX_ABS_DIFFERENCE})")
     target = version_dir / LITERT_FILENAME

@@ -25,6 +25,7 @@ from training.explanations import (
     served_layer_cam,
     upsample,
 )
+from training.layercam import map_disagreement
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_the_served_layer_cam_is_gradient_tapes(nested_model, some_pixels):
 
     tape = layer_cams(nested_model, EARLY_LAYER, ("layercam",))(some_pixels)["layercam"]
 
-    np.testing.assert_allclose(served, tape, atol=1e-4)
+    assert map_disagreement(served, tape) is None
 
 
 def test_an_unknown_layer_or_method_is_refused_by_name(nested_model):

@@ -14,7 +14,6 @@ from tests.tiny_model import TINY_INPUT_SIZE, TINY_LAYER_CAM_LAYER, tiny_mobilen
 from training.layercam import (
     GRAD_CAM,
     LAYER_CAM,
-    MAX_MAP_DIFFERENCE,
     check_against_tape,
     layer_cam_model,
     map_disagreement,
@@ -46,7 +45,7 @@ def test_the_hand_written_gradient_gives_gradient_tapes_layer_cam_on_a_mobilenet
 
     assert len(set(probabilities.argmax(axis=1))) >= 3, "the pictures should not all share one top class"
     assert maps.shape == (len(pixels), 16, 16)
-    np.testing.assert_allclose(maps, tape_layer_cam(model, TINY_LAYER_CAM_LAYER)(pixels), atol=MAX_MAP_DIFFERENCE)
+    assert map_disagreement(maps, tape_layer_cam(model, TINY_LAYER_CAM_LAYER)(pixels)) is None
     np.testing.assert_allclose(maps.max(axis=(1, 2)), 1.0, atol=1e-6)
     np.testing.assert_allclose(probabilities, np.asarray(model(pixels)), atol=1e-6)
     import keras
@@ -122,12 +121,13 @@ def test_a_card_names_the_map_its_version_serves():
 def test_two_computations_of_a_map_agree_when_only_a_few_cells_move_a_little():
     want = np.random.default_rng(0).uniform(0, 1, (3, 10, 10))
     a_relu6_at_its_limit = want.copy()
-    a_relu6_at_its_limit[1, 4:6, 4:6] += 0.04  # four cells of one picture
+    a_relu6_at_its_limit[1] += 5e-4  # one picture: a unit late in the network moved all its cells a little
+    a_relu6_at_its_limit[1, 4:6, 4:6] += 0.04  # and four of them more
     everywhere = want + 2e-4
     one_cell_far_off = want.copy()
     one_cell_far_off[2, 0, 0] += 0.3
 
     assert map_disagreement(want + 1e-6, want) is None
     assert map_disagreement(a_relu6_at_its_limit, want) is None
-    assert "median cell differs by 2.00e-04" in map_disagreement(everywhere, want)
+    assert "median picture's map differs by 2.00e-04" in map_disagreement(everywhere, want)
     assert "a cell differs by 3.00e-01" in map_disagreement(one_cell_far_off, want)
