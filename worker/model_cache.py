@@ -6,7 +6,7 @@ exported beside it (training.export_litert) with LiteRT, and never imports
 TensorFlow in this process: ~4x less memory per worker and a faster call on CPU.
 Both give, in the same call, the heatmap the version's card names
 (training.layercam.served_map): Grad-CAM on the last feature maps by default, or
-Layer-CAM at an earlier layer, from the same forward-only graph on both backends.
+Layer-CAM at an earlier layer, which both backends run as one forward-only graph.
 
 Why lazily: a TensorFlow op in the Celery parent before it forks deadlocks the
 children, and loading in ``worker_process_init`` (3-4 s) races Celery's 4 s
