@@ -1,7 +1,7 @@
-// The Grad-CAM overlay on a result page: the worker stores a small grid (e.g. 5x5
-// for MobileNetV2 at 150 px) over the part of the picture the model saw; the
-// canvas holds one pixel per cell and the browser's smooth scaling spreads it
-// over that box. Off until the clinician turns it on.
+// The heatmap overlay on a result page: the worker stores a small grid (Layer-CAM
+// 10x10 or Grad-CAM 5x5 for MobileNetV2 at 150 px, as the version's card says) over
+// the part of the picture the model saw; the canvas holds one pixel per cell and the
+// browser's smooth scaling spreads it over that box. Off until the clinician turns it on.
 (function () {
   "use strict";
 
@@ -19,6 +19,8 @@
   if (!canvas || !button) { return; }
   var help = document.querySelector('[data-field="explanation_help"]');
   var legend = document.querySelector('[data-field="heatmap_legend"]');
+  var figures = document.querySelector('[data-field="heatmap_figures"]');
+  var METHOD_NAMES = { "layer-cam": "Layer-CAM", "grad-cam": "Grad-CAM" };
   var drawn = false;
 
   function setVisible(visible) {
@@ -58,10 +60,16 @@
       canvas.style.width = (100 * (box[2] - box[0])) + "%";
       canvas.style.height = (100 * (box[3] - box[1])) + "%";
       canvas.setAttribute("role", "img");
-      canvas.setAttribute("aria-label", "Grad-CAM heatmap of the evidence for " + topClassName);
+      var method = explanation.method || "grad-cam";
+      var name = METHOD_NAMES[method] || "Heatmap";
+      canvas.setAttribute("aria-label", name + " heatmap of the evidence for " + topClassName);
       if (help) {
-        help.textContent = "Grad-CAM: where the model found the evidence for " + topClassName +
+        help.textContent = name + ": where the model found the evidence for " + topClassName +
           " (red strongest). It shows what the model used, not where a lesion is malignant.";
+      }
+      // The card's validation figures describe one map: show them only beside that one.
+      if (figures) {
+        figures.hidden = figures.dataset.method !== method || (figures.dataset.layer || "") !== (explanation.layer || "");
       }
       button.disabled = false;
       drawn = true;

@@ -1,4 +1,5 @@
-"""Grad-CAM heatmaps, the out-of-distribution flag and the uncertainty notice, from model to page."""
+"""Heatmaps (Grad-CAM, or Layer-CAM where the card says so), the out-of-distribution flag and the
+uncertainty notice, from model to page."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from classifier.models import ModelVersion, Prediction
 from classifier.registry import register_model_versions
 from tests.factories import make_image, make_prediction
 from tests.images import image_bytes
-from tests.tiny_model import TINY_INPUT_SIZE, save_tiny_version
-from training.card import MODEL_FILENAME, write_card
+from tests.tiny_model import TINY_INPUT_SIZE, TINY_LAYER_CAM_LAYER, save_tiny_mobilenet_version, save_tiny_version
+from training.card import MODEL_FILENAME, read_card, write_card
 from training.classes import CLASSES
 from training.fit_ood import features_and_probabilities, fit_ood_entries, write_ood
+from training.layercam import map_disagreement
 from training.preprocessing import to_model_input
 from worker.inference import run_predictions
-from worker.model_cache import load_model
+from worker.model_cache import ModelLoadError, load_model
 
 
 def noise_pixels(count: int, seed: int) -> np.ndarray:
@@ -71,6 +73,37 @@ def test_the_heatmap_is_grad_cam_of_the_top_class(tiny_root):
     np.testing.assert_allclose(outputs.features, maps.mean(axis=(1, 2)), atol=1e-5)
 
 
+def test_the_heatmap_is_layer_cam_at_the_cards_layer_when_the_card_says_so(tiny_root):
+    """Independent check: Layer-CAM from tf.GradientTape (training.explanations), not the served graph."""
+    import keras
+
+    from training.explanations import layer_cams
+
+    folder = save_tiny_mobilenet_version(tiny_root, "tiny-layer-cam", seed=4)
+    loaded = load_model("tiny-layer-cam", folder)
+    pixels = noise_pixels(6, seed=11)
+
+    outputs = loaded.analyse(pixels)
+
+    model = keras.saving.load_model(folder / MODEL_FILENAME, compile=False)
+    expected = layer_cams(model, TINY_LAYER_CAM_LAYER, ("layercam",))(pixels)["layercam"]
+    assert (loaded.heatmap_method, loaded.heatmap_layer) == ("layer-cam", TINY_LAYER_CAM_LAYER)
+    assert outputs.heatmaps.shape == (6, 16, 16)  # the layer's grid, finer than the last maps' 4x4
+    assert map_disagreement(outputs.heatmaps, expected) is None  # within 1e-4 but where a ReLU6 sits at 0 or 6
+    np.testing.assert_allclose(outputs.probabilities, model(pixels).numpy(), atol=1e-5)
+    pooled = keras.Model(model.inputs[0], model.get_layer("pool").output)(pixels).numpy()
+    np.testing.assert_allclose(outputs.features, pooled, rtol=1e-5, atol=1e-5)
+
+
+def test_a_card_that_serves_layer_cam_at_a_layer_the_model_lacks_is_refused_at_load(tiny_root):
+    folder = save_tiny_version(tiny_root, "tiny-no-such-layer", seed=2)
+    card = read_card(folder).raw
+    write_card(folder, {**card, "explanation": {"method": "layer-cam", "layer": "block_12_expand_relu"}})
+
+    with pytest.raises(ModelLoadError, match="serves Layer-CAM at 'block_12_expand_relu', but the model has no layer"):
+        load_model("tiny-no-such-layer", folder)
+
+
 def test_a_model_without_a_pooling_head_is_served_without_heatmaps(tiny_root):
     import keras
 
@@ -102,6 +135,7 @@ def test_the_worker_stores_the_heatmap_over_the_cropped_box_and_the_uncertainty(
     assert prediction.status == "done" and prediction.is_uncertain is True
     explanation = prediction.explanation
     assert explanation["method"] == "grad-cam" and explanation["class"] == prediction.top_class
+    assert "layer" not in explanation  # a card without an explanation entry: Grad-CAM as before
     grid = np.array(explanation["grid"])
     assert grid.ndim == 2 and grid.min() >= 0 and grid.max() <= 1
     assert explanation["box"] == [0.125, 0.0, 0.875, 1.0]
@@ -112,6 +146,25 @@ def test_the_worker_stores_the_heatmap_over_the_cropped_box_and_the_uncertainty(
     second = make_prediction(owner)
     run_predictions([second.pk], task_id="explain-2")
     assert Prediction.objects.get(pk=second.pk).is_uncertain is False
+
+
+@pytest.mark.django_db
+def test_the_worker_stores_a_layer_cam_grid_of_the_layers_shape_with_its_method_and_layer(owner, tiny_root, settings):
+    folder = save_tiny_mobilenet_version(tiny_root / "served", "tiny-served-layer-cam", seed=4)
+    settings.MODEL_ROOT = folder.parent
+    _activate(folder)
+    prediction = make_prediction(owner)  # 64x48: the square input keeps its middle 48x48
+
+    run_predictions([prediction.pk], task_id="layer-cam")
+
+    prediction.refresh_from_db()
+    explanation = prediction.explanation
+    assert prediction.status == "done"
+    assert (explanation["method"], explanation["layer"]) == ("layer-cam", TINY_LAYER_CAM_LAYER)
+    assert explanation["class"] == prediction.top_class
+    grid = np.array(explanation["grid"])
+    assert grid.shape == (16, 16) and grid.min() >= 0 and grid.max() == 1.0
+    assert explanation["box"] == [0.125, 0.0, 0.875, 1.0]
 
 
 def _activate(folder) -> ModelVersion:
@@ -185,3 +238,55 @@ def test_the_api_reports_confidence_and_the_explanation(owner_api, owner, active
     assert body["is_uncertain"] is True and body["is_out_of_distribution"] is False and body["ood_score"] == 2.5
     assert body["ood_threshold"] is None  # the tiny version has no detector
     assert body["explanation"]["grid"] == [[0.0, 1.0]]
+
+
+SERVED_FIGURES = {
+    "method": "layer-cam",
+    "layer": "block_12_expand_relu",
+    "grid": [10, 10],
+    "figures": {
+        "pointing_game": 0.961,
+        "heat_in_lesion": 0.572,
+        "lesion_area": 0.347,
+        "centre_baseline": 0.964,
+        "faithfulness": {"map_drop": 0.22, "random_drop": 0.03, "map_beats_random": 0.758},
+        "measured_on": "validation",
+        "n": 1505,
+    },
+}
+
+
+@pytest.mark.django_db
+def test_the_result_page_says_what_the_served_maps_validation_figures_are(owner_web, owner, active_tiny_model):
+    active_tiny_model.card = {**active_tiny_model.card, "explanation": SERVED_FIGURES}
+    active_tiny_model.save()
+    prediction = make_prediction(
+        owner, status="done", top_class="nv", model_version=active_tiny_model, is_out_of_distribution=False,
+        explanation={"method": "layer-cam", "layer": "block_12_expand_relu", "class": "nv", "grid": [[1.0]],
+                     "box": [0, 0, 1, 1]},
+    )  # fmt: skip
+
+    page = owner_web.get(reverse("classifier:prediction", args=[prediction.pk])).content.decode()
+
+    assert "Layer-CAM heatmap available." in page
+    figures = page.split('data-field="heatmap_figures"')[1].split("</p>")[0]
+    assert 'data-method="layer-cam"' in figures and 'data-layer="block_12_expand_relu"' in figures
+    text = " ".join(figures.split(">", 1)[1].split())
+    assert "on 1505 validation images of HAM10000 (not from your clinic)" in text
+    assert "hottest point fell inside the lesion for 96 % of pictures" in text
+    assert "the centre of the picture lies inside the lesion for 96 % of them" in text
+    assert "57 % of its heat lay inside the lesion, which covers 35 % of the area the model saw" in text
+    assert "more than blurring a random 10 % for 76 % of pictures" in text
+
+
+@pytest.mark.django_db
+def test_a_version_whose_card_has_no_figures_shows_none(owner_web, owner, active_tiny_model):
+    prediction = make_prediction(
+        owner, status="done", top_class="nv", model_version=active_tiny_model, is_out_of_distribution=False,
+        explanation={"method": "grad-cam", "class": "nv", "grid": [[1.0]], "box": [0, 0, 1, 1]},
+    )  # fmt: skip
+
+    page = owner_web.get(reverse("classifier:prediction", args=[prediction.pk])).content.decode()
+
+    assert "Grad-CAM heatmap available." in page
+    assert 'data-field="heatmap_figures"' not in page

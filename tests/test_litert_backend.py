@@ -17,8 +17,10 @@ from classifier.models import ModelVersion
 from tests.conftest import REPO_ROOT
 from tests.factories import make_prediction
 from tests.images import image_bytes
-from tests.tiny_model import TINY_INPUT_SIZE, save_tiny_version
+from tests.tiny_model import TINY_INPUT_SIZE, TINY_LAYER_CAM_LAYER, save_tiny_mobilenet_version, save_tiny_version
+from training.card import read_card, write_card
 from training.export_litert import export_version
+from training.layercam import map_disagreement
 from training.preprocessing import to_model_input
 from worker.inference import run_predictions
 from worker.model_cache import ModelLoadError, load_model
@@ -29,6 +31,7 @@ def exported_root(tmp_path_factory):
     """A tiny version (its own name, so the per-process cache never mixes it up) with its .tflite."""
     root = tmp_path_factory.mktemp("litert-models")
     export_version(save_tiny_version(root, "tiny-litert", seed=3))
+    export_version(save_tiny_mobilenet_version(root, "tiny-litert-layer-cam", seed=3))  # its card serves Layer-CAM
     return root
 
 
@@ -69,6 +72,32 @@ def test_both_backends_give_the_same_heatmaps_and_features(exported_root):
     assert litert_outputs.heatmaps.max() == pytest.approx(1.0)
 
 
+def test_both_backends_give_the_same_layer_cam_heatmaps_where_the_card_serves_it(exported_root):
+    folder = exported_root / "tiny-litert-layer-cam"
+    pixels = generated_pixels(8)
+    keras_outputs = load_model("tiny-litert-layer-cam", folder, backend="keras").analyse(pixels)
+    litert = load_model("tiny-litert-layer-cam", folder, threads=1, backend="litert")
+
+    for batch in (pixels, pixels[:1]):
+        got = litert.analyse(batch)
+        assert (litert.heatmap_method, litert.heatmap_layer) == ("layer-cam", TINY_LAYER_CAM_LAYER)
+        assert got.heatmaps.shape == (len(batch), 16, 16)
+        assert map_disagreement(got.heatmaps, keras_outputs.heatmaps[: len(batch)]) is None
+        np.testing.assert_allclose(got.probabilities, keras_outputs.probabilities[: len(batch)], atol=1e-5)
+        np.testing.assert_allclose(got.features, keras_outputs.features[: len(batch)], rtol=1e-4, atol=1e-4)
+
+
+def test_a_litert_export_made_for_another_map_than_the_cards_is_refused(tmp_path):
+    folder = save_tiny_mobilenet_version(tmp_path, "tiny-stale-export", seed=3)
+    card = read_card(folder).raw
+    write_card(folder, {key: value for key, value in card.items() if key != "explanation"})
+    export_version(folder)  # exported for Grad-CAM ...
+    write_card(folder, card)  # ... then the card made to serve Layer-CAM
+
+    with pytest.raises(ModelLoadError, match="serves Layer-CAM at 'block_12_expand_relu', but its LiteRT export gives"):
+        load_model("tiny-stale-export", folder, threads=1, backend="litert")
+
+
 def test_a_version_without_a_tflite_export_fails_with_a_clear_message(tmp_path):
     version_dir = save_tiny_version(tmp_path, "keras-only")
 
@@ -104,6 +133,24 @@ def test_the_worker_stores_litert_predictions(owner, exported_root, settings):
     prediction.refresh_from_db()
     assert prediction.status == "done" and prediction.model_version == version
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert prediction.explanation["method"] == "grad-cam"
+
+
+@pytest.mark.django_db
+def test_the_worker_stores_litert_layer_cam_heatmaps(owner, exported_root, settings):
+    from classifier.registry import register_model_versions
+
+    settings.MODEL_ROOT = exported_root
+    settings.INFERENCE_BACKEND = "litert"
+    register_model_versions(exported_root)
+    ModelVersion.objects.get(name="tiny-litert-layer-cam").activate()
+    prediction = make_prediction(owner)
+
+    assert run_predictions([prediction.pk], task_id="litert-3") == [prediction.pk]
+
+    prediction.refresh_from_db()
+    assert (prediction.explanation["method"], prediction.explanation["layer"]) == ("layer-cam", TINY_LAYER_CAM_LAYER)
+    assert np.array(prediction.explanation["grid"]).shape == (16, 16)
 
 
 # In a fresh interpreter: this test process has imported TensorFlow for the Keras tests.
@@ -118,8 +165,11 @@ NO_TENSORFLOW_SCRIPT = textwrap.dedent(
     from worker.model_cache import get_model
     model = get_model("tiny-litert", Path(sys.argv[1]), threads=1, backend="litert")
     probabilities = model.predict(np.zeros((2, 32, 32, 3), np.float32))
+    layer_cam = get_model("tiny-litert-layer-cam", Path(sys.argv[2]), threads=1, backend="litert")
+    heatmaps = layer_cam.analyse(np.full((2, 32, 32, 3), 128, np.float32)).heatmaps
     print(json.dumps({
         "shape": list(probabilities.shape),
+        "heatmaps": list(heatmaps.shape),
         "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")),
     }))
     """
@@ -134,7 +184,13 @@ def test_a_litert_worker_never_imports_tensorflow(exported_root, tmp_path):
         "INFERENCE_BACKEND": "litert",
     }
     result = subprocess.run(
-        [sys.executable, "-c", NO_TENSORFLOW_SCRIPT, str(exported_root / "tiny-litert")],
+        [
+            sys.executable,
+            "-c",
+            NO_TENSORFLOW_SCRIPT,
+            str(exported_root / "tiny-litert"),
+            str(exported_root / "tiny-litert-layer-cam"),
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -143,7 +199,7 @@ def test_a_litert_worker_never_imports_tensorflow(exported_root, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"shape": [2, 7], "loaded": []}
+    assert report == {"shape": [2, 7], "heatmaps": [2, 16, 16], "loaded": []}
 
 
 def test_an_unknown_backend_is_refused_at_start_up():

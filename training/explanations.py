@@ -1,10 +1,10 @@
 """Heatmap evaluation: do a version's maps point at the lesion, and are they faithful to the model?
 
-On the validation split with the lesion masks, for the shipped map (Grad-CAM of the
-top class on the last feature maps, computed as the worker's compiled call computes
-it) and for finer alternatives on earlier blocks (Grad-CAM, Grad-CAM++ and Layer-CAM on
+On the validation split with the lesion masks, for Grad-CAM of the top class on the last
+feature maps (the worker's default map, computed as its compiled call computes it) and
+for finer alternatives on earlier blocks (Grad-CAM, Grad-CAM++ and Layer-CAM on
 MobileNetV2's ``block_13_expand_relu``, and Layer-CAM on ``block_12_expand_relu``, both
-10x10 at 150 px), it measures:
+10x10 at 150 px; from tf.GradientTape), it measures:
 
 - pointing game: the hottest point of the map, upsampled bilinearly over the part of
   the picture the model saw (``training.robustness.card_input_box``, as the result page
@@ -17,10 +17,18 @@ MobileNetV2's ``block_13_expand_relu``, and Layer-CAM on ``block_12_expand_relu`
   same grid, upsampled the same way, so the random region has the same granularity).
 
     python -m training.explanations models/mobilenetv2-150-v3 --data-dir ../shared/data/ham10000 \\
-        [--method gradcam,layercam@block_13_expand_relu] [--limit 400] [--shift zoom_out_vignette] [--out ...]
+        [--method gradcam,layercam@block_13_expand_relu] [--limit 400] [--shift zoom_out_vignette] [--out ...] \\
+        [--write-card layercam@block_12_expand_relu]
 
-A method is ``gradcam`` (the shipped map) or ``<kind>@<layer>`` with kind one of
-gradcam, gradcam++, layercam and the layer's name (inside a nested base too).
+A method is ``gradcam`` (Grad-CAM on the last feature maps, as served) or ``<kind>@<layer>``
+with kind one of gradcam, gradcam++, layercam and the layer's name (inside a nested base too).
+
+``--write-card METHOD`` makes METHOD the map the version serves: ``gradcam`` or
+``layercam@<layer>``. Its maps are then computed by the served code
+(training.layercam.layer_cam_model for Layer-CAM, the one graph both backends run), and
+the card gets ``explanation``: the method, the layer and these validation figures, which
+the result page quotes. Re-export the LiteRT file afterwards (training.export_litert
+follows the card). Figures come from the clean validation split only.
 """
 
 from __future__ import annotations
@@ -35,8 +43,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from training.card import MODEL_FILENAME, read_card
+from training.card import CARD_FILENAME, MODEL_FILENAME, read_card, write_card
 from training.data import DEFAULT_SPLIT_FILE, SPLIT_FILE_IN_REPO
+from training.layercam import GRAD_CAM, LAYER_CAM, find_layer, rebuilt_with
 from training.robustness import (
     DEFAULT_SEED,
     card_input_box,
@@ -48,10 +57,10 @@ from training.robustness import (
 from training.shifts import LESION_LEVEL, SHIFTS, apply_shift
 
 REPORT_FILENAME = "explanations.json"
-SHIPPED = "gradcam"  # the map the worker serves: Grad-CAM on the feature maps the pooling reads
+SERVED_GRAD_CAM = "gradcam"  # the worker's default map: Grad-CAM on the feature maps the pooling reads
 KINDS = ("gradcam", "gradcam++", "layercam")
 DEFAULT_METHODS = (
-    SHIPPED,
+    SERVED_GRAD_CAM,
     "gradcam@block_13_expand_relu",
     "gradcam++@block_13_expand_relu",
     "layercam@block_13_expand_relu",
@@ -66,12 +75,22 @@ BATCH_SIZE = 32
 
 def parse_method(spec: str) -> tuple[str, str | None]:
     """'gradcam' -> ('gradcam', None), the shipped map; 'layercam@block_13_expand_relu' -> (kind, layer)."""
-    if spec == SHIPPED:
-        return SHIPPED, None
+    if spec == SERVED_GRAD_CAM:
+        return SERVED_GRAD_CAM, None
     kind, at, layer = spec.partition("@")
     if not at or kind not in KINDS or not layer:
-        raise ValueError(f"unknown method {spec!r}: use {SHIPPED!r} or <kind>@<layer> with kind one of {KINDS}")
+        raise ValueError(f"unknown method {spec!r}: use {SERVED_GRAD_CAM!r} or <kind>@<layer> with kind one of {KINDS}")
     return kind, layer
+
+
+def servable(spec: str) -> tuple[str, str | None]:
+    """The card's (method, layer) for a map the worker can serve: 'gradcam' or 'layercam@<layer>'."""
+    kind, layer = parse_method(spec)
+    if layer is None:
+        return GRAD_CAM, None
+    if kind == "layercam":
+        return LAYER_CAM, layer
+    raise ValueError(f"the worker serves {SERVED_GRAD_CAM!r} or layercam@<layer>, not {spec!r}")
 
 
 # --- the maps --------------------------------------------------------------------------------
@@ -122,48 +141,13 @@ def served_grad_cam(model) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
     return call
 
 
-def _find_layer(model, name: str):
-    """(the layer called ``name``, the top-level layer that holds it: itself when it is top-level)."""
-    import keras
-
-    for layer in model.layers:
-        if layer.name == name:
-            return layer, layer
-        if isinstance(layer, keras.Model):
-            try:
-                return layer.get_layer(name), layer
-            except ValueError:
-                continue
-    raise ValueError(f"the model has no layer {name!r}")
-
-
 def activations_and_logits(model, layer_name: str):
     """A model: pixels -> [the layer's activations, the logits], sharing the version's weights."""
     import keras
 
-    layer, holder = _find_layer(model, layer_name)
-    logits_layer = model.get_layer("logits")
-    if holder is layer:
-        return keras.Model(model.inputs, [layer.output, logits_layer.output])
-    # Inside a nested base (MobileNetV2): rebuild the top-level chain, the base also
-    # giving the layer's activations; the layers (and their weights) are the version's own.
-    inner = keras.Model(holder.inputs, [layer.output, holder.output])
-    pixels = keras.Input(model.inputs[0].shape[1:])
-    x, activations = pixels, None
-    for top_layer in model.layers[1:]:
-        if top_layer is holder:
-            activations, x = inner(x)
-        else:
-            x = top_layer(x)
-        if top_layer is logits_layer:
-            break
-    rebuilt = keras.Model(pixels, [activations, x])
-    # A model that is not one chain of layers would be rebuilt wrong: check the logits agree.
-    probe = np.random.default_rng(0).uniform(0, 255, (2, *model.inputs[0].shape[1:])).astype(np.float32)
-    expected = keras.Model(model.inputs[0], logits_layer.output)(probe, training=False)
-    if not np.allclose(np.asarray(rebuilt(probe, training=False)[1]), np.asarray(expected), atol=1e-4):
-        raise ValueError(f"cannot reach {layer_name!r}: the model is not one chain of layers from pixels to logits")
-    return rebuilt
+    layer, holder = find_layer(model, layer_name)
+    pixels, (activations,), logits, _, _ = rebuilt_with(model, holder, [layer.output])
+    return keras.Model(pixels, [activations, logits])
 
 
 def cam(kind: str, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
@@ -211,6 +195,17 @@ def layer_cams(model, layer_name: str, kinds: tuple[str, ...]):
         return {kind: cam(kind, activations.numpy(), gradients.numpy()) for kind in kinds}
 
     return call
+
+
+def served_layer_cam(model, layer_name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """(pixels) -> Layer-CAM maps (N, h, w) as the worker serves them (training.layercam.layer_cam_model)."""
+    import tensorflow as tf
+
+    from training.layercam import layer_cam_model
+
+    explained = layer_cam_model(model, layer_name)
+    call = tf.function(lambda x: explained(x, training=False), reduce_retracing=True)
+    return lambda pixels: call(tf.convert_to_tensor(pixels, dtype=tf.float32))[2].numpy()
 
 
 def compiled_probabilities(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -294,6 +289,30 @@ def faithfulness(map_drops: np.ndarray, random_drops: np.ndarray) -> dict:
 # --- the report ------------------------------------------------------------------------------
 
 
+def _map_callers(model, parsed: dict[str, tuple[str, str | None]], served: str | None) -> list[Callable]:
+    """Callables (pixels) -> {spec: maps} covering every method: one GradientTape pass per layer
+    gives every kind of map on it; Grad-CAM as served, and the ``served`` map, by the served code."""
+    callers = []
+    by_layer: dict[str, dict[str, str]] = {}
+    for spec, (kind, layer) in parsed.items():
+        if layer is None:
+            grad_cam = served_grad_cam(model)
+            callers.append(lambda pixels, spec=spec, grad_cam=grad_cam: {spec: grad_cam(pixels)[1]})
+        elif spec == served:
+            layer_cam = served_layer_cam(model, layer)
+            callers.append(lambda pixels, spec=spec, layer_cam=layer_cam: {spec: layer_cam(pixels)})
+        else:
+            by_layer.setdefault(layer, {})[spec] = kind
+    for layer, kinds in by_layer.items():
+        tape = layer_cams(model, layer, tuple(set(kinds.values())))
+        callers.append(lambda pixels, kinds=kinds, tape=tape: _by_spec(tape(pixels), kinds))
+    return callers
+
+
+def _by_spec(by_kind: dict[str, np.ndarray], kinds: dict[str, str]) -> dict[str, np.ndarray]:
+    return {spec: by_kind[kind] for spec, kind in kinds.items()}
+
+
 def _drops(pixels, replacement, regions: list[np.ndarray], top, before, probabilities_of) -> np.ndarray:
     """``probability_drops`` batch by batch."""
     return np.concatenate(
@@ -331,10 +350,15 @@ def explanation_report(
     shift: str | None = None,
     split: str = "val",
     log: Callable[[str], None] = print,
+    served: str | None = None,
 ) -> dict:
+    """The report; ``served`` (one of ``methods``, or added to them): that map computed by the served code."""
     import keras
 
     methods = list(DEFAULT_METHODS) if methods is None else methods
+    if served is not None:
+        servable(served)
+        methods = methods if served in methods else [*methods, served]
     parsed = {spec: parse_method(spec) for spec in methods}
     if shift is not None and shift not in SHIFTS:
         raise ValueError(f"unknown shift {shift!r}; known shifts: {', '.join(SHIFTS)}")
@@ -357,24 +381,15 @@ def explanation_report(
     probabilities_of = compiled_probabilities(model)
     replacement = blurred(pixels, BLUR_SHARE * min(height, width))
 
-    # One pass per layer gives every kind of map on it.
-    by_layer: dict[str | None, list[str]] = {}
-    for kind, layer in parsed.values():
-        by_layer.setdefault(layer, []).append(kind)
     maps: dict[str, list[np.ndarray]] = {spec: [] for spec in methods}
-    callers = {
-        layer: served_grad_cam(model) if layer is None else layer_cams(model, layer, tuple(kinds))
-        for layer, kinds in by_layer.items()
-    }
     probabilities = []
+    callers = _map_callers(model, parsed, served)
     for start in range(0, len(pixels), BATCH_SIZE):
         batch = pixels[start : start + BATCH_SIZE].astype(np.float32)
         probabilities.append(probabilities_of(batch))
-        for layer, caller in callers.items():
-            got = {SHIPPED: caller(batch)[1]} if layer is None else caller(batch)
-            for spec, (kind, spec_layer) in parsed.items():
-                if spec_layer == layer:
-                    maps[spec].append(got[kind])
+        for caller in callers:
+            for spec, spec_maps in caller(batch).items():
+                maps[spec].append(spec_maps)
     probabilities = np.concatenate(probabilities)
     top = probabilities.argmax(axis=1)
     top_probability = probabilities[np.arange(len(top)), top]
@@ -414,6 +429,7 @@ def explanation_report(
         report["methods"][spec] = {
             "kind": kind,
             "layer": layer or "the feature maps the pooling reads (as served)",
+            "computed_by": "the served code" if layer is None or spec == served else "tf.GradientTape",
             "grid": list(method_maps.shape[1:]),
             "pointing_game": float(np.mean(hits)),
             "heat_in_lesion": float(np.mean([share for share, _ in filled])) if filled else None,
@@ -429,6 +445,49 @@ def explanation_report(
     report["machine"] = machine()
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
+
+
+def card_entry(report: dict, spec: str) -> dict:
+    """The card's ``explanation``: the map the version serves and its figures, from a clean validation report."""
+    if report["split"] != "val" or report["shift"] != "none (clean)":
+        raise ValueError(
+            f"a card's heatmap figures come from clean validation, not {report['split']} / {report['shift']}"
+        )
+    method, layer = servable(spec)
+    entry = report["methods"][spec]
+    return {
+        "method": method,
+        "layer": layer,  # None for Grad-CAM: the feature maps the pooling reads
+        "grid": entry["grid"],
+        "figures": {
+            "pointing_game": entry["pointing_game"],
+            "heat_in_lesion": entry["heat_in_lesion"],
+            "lesion_area": report["lesion_area_share"],
+            "centre_baseline": report["centre_in_lesion"],
+            "heat_beats_area": entry["heat_beats_area"],
+            "faithfulness": entry["faithfulness"],
+            "measured_on": "validation",
+            "n": report["n_images"],
+            "split_file": report["split_file"],
+            "seed": report["seed"],
+        },
+        "how_measured": (
+            f"python -m training.explanations <version> --write-card {spec}: pointing game = the map's hottest "
+            "point, spread over the part of the picture the model saw, lies in the lesion mask; heat in lesion = "
+            "the share of the map's heat inside the mask (lesion_area: the mask's share of that part); "
+            "centre_baseline = the centre of that part lies in the mask; faithfulness: "
+            f"{report['faithfulness_test']}"
+        ),
+    }
+
+
+def write_card_entry(version_dir: Path | str, entry: dict) -> Path:
+    """Set the card's ``explanation`` (every other field as it was) and write the card."""
+    path = Path(version_dir) / CARD_FILENAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["explanation"] = entry
+    write_card(version_dir, data)
+    return path
 
 
 def summary_table(report: dict) -> str:
@@ -472,12 +531,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--shift", help=f"score the maps on shifted pictures: one of {', '.join(SHIFTS)}")
     parser.add_argument("--out", type=Path, help=f"default: <version>/report/{REPORT_FILENAME}")
+    parser.add_argument(
+        "--write-card",
+        metavar="METHOD",
+        help="serve this map (gradcam or layercam@<layer>): its clean validation figures go in the card",
+    )
     args = parser.parse_args(argv)
 
     methods = [spec.strip() for spec in args.method.split(",") if spec.strip()]
+    if args.write_card is not None:
+        if args.split != "val" or args.shift is not None:
+            parser.error("--write-card stores clean validation figures: leave out --split test and --shift")
+        try:
+            servable(args.write_card)
+        except ValueError as exc:
+            parser.error(str(exc))
     try:
         report = explanation_report(
-            args.version_dir, args.data_dir, args.split_file, methods, args.limit, args.seed, args.shift, args.split
+            args.version_dir,
+            args.data_dir,
+            args.split_file,
+            methods,
+            args.limit,
+            args.seed,
+            args.shift,
+            args.split,
+            served=args.write_card,
         )
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
@@ -486,6 +565,9 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(summary_table(report))
     print(f"report written to {out}")
+    if args.write_card is not None:
+        card_path = write_card_entry(args.version_dir, card_entry(report, args.write_card))
+        print(f"{card_path}: serves {args.write_card}; re-export its LiteRT file: python -m training.export_litert")
 
 
 if __name__ == "__main__":

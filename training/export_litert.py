@@ -5,8 +5,10 @@ Keras: the same graph, float32, without loading TensorFlow into the worker
 (~1/4 of the memory and a faster call on CPU). The export takes the same input as
 the Keras model, float32 RGB pixels 0..255 of shape (N, H, W, 3), with a dynamic
 batch dimension, and is checked against the Keras model before it is kept. Besides
-the probabilities it outputs the pooled features and the class maps, so LiteRT
-workers give the same heatmaps and out-of-distribution check (``explained_model``).
+the probabilities it outputs the pooled features and what the heatmap the card names
+needs (``explained_model``): the Layer-CAM maps themselves, from training.layercam's
+forward-only graph, or Grad-CAM's class maps; so LiteRT workers give the same heatmaps
+and out-of-distribution check as Keras ones. Only TFLite's builtin ops are allowed.
 
     python -m training.export_litert models/<version>
 """
@@ -19,16 +21,21 @@ from pathlib import Path
 import numpy as np
 
 from training.card import MODEL_FILENAME, read_card
+from training.layercam import GRAD_CAM, LAYER_CAM, check_against_tape, layer_cam_model, map_disagreement, served_map
 
 LITERT_FILENAME = "model.tflite"
 # The export is rejected if it differs from the Keras model by more than this on any probability.
 MAX_ABS_DIFFERENCE = 1e-4
+# Random pictures the checks run; maps are judged by the median picture (training.layercam.map_disagreement).
+MAP_PROBES = 8
 
 
-def explained_model(model):
+def explained_model(model, heatmap: tuple[str, str | None] = (GRAD_CAM, None)):
     """The model with two more outputs, for heatmaps and the out-of-distribution check; or None.
 
-    Outputs: probabilities (N, classes); pooled features (N, d); class maps (N, h, w,
+    ``heatmap`` is the card's (training.layercam.served_map). For Layer-CAM the outputs
+    are probabilities, pooled features and the maps (N, h, w) (training.layercam.layer_cam_model).
+    For Grad-CAM: probabilities (N, classes); pooled features (N, d); class maps (N, h, w,
     classes), the last feature maps through the logits layer's kernel without bias.
     For the platform's head (pooling -> dropout -> dense logits) the gradient of a
     class's logit with respect to the feature maps is that kernel's column divided by
@@ -40,6 +47,9 @@ def explained_model(model):
 
     from training.export import has_served_head
 
+    method, layer = heatmap
+    if method == LAYER_CAM:
+        return layer_cam_model(model, layer)
     if not has_served_head(model):
         return None
     pool, logits = model.get_layer("pool"), model.get_layer("logits")
@@ -62,11 +72,17 @@ def convert(model) -> bytes:
     # as uninitialised resources: NaN outputs.)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = []  # float32 as trained: no quantization, so predictions match Keras
+    # ai-edge-litert runs builtins only (no flex ops): a graph that needs more fails here, not in a worker.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return converter.convert()
 
 
 def check_agreement(model, flatbuffer: bytes, input_size: tuple[int, int], batch: int = 4) -> float:
-    """Largest absolute difference between Keras and LiteRT outputs on random pixels (relative for features)."""
+    """Largest absolute difference between Keras and LiteRT outputs on random pixels (relative for features).
+
+    Layer-CAM maps (N, h, w) are held to training.layercam's agreement of maps instead
+    (RuntimeError when they disagree): a ReLU6 at its limits may move a few cells.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     pixels = np.random.default_rng(0).uniform(0, 255, (batch, *input_size, 3)).astype(np.float32)
@@ -83,6 +99,11 @@ def check_agreement(model, flatbuffer: bytes, input_size: tuple[int, int], batch
     for want in expected:
         # TFLite may list outputs in another order: match each by shape.
         (match,) = [g for g in got if g.shape == want.shape]
+        if want.ndim == 3:
+            problem = map_disagreement(match, want)
+            if problem is not None:
+                raise RuntimeError(f"LiteRT export's Layer-CAM maps differ from the Keras model's: {problem}")
+            continue
         scale = max(1.0, float(np.max(np.abs(want))))
         worst = max(worst, float(np.max(np.abs(want - match))) / scale)
     return worst
@@ -95,9 +116,13 @@ def export_version(version_dir: Path | str) -> Path:
     version_dir = Path(version_dir)
     card = read_card(version_dir)
     model = keras.saving.load_model(version_dir / MODEL_FILENAME, compile=False)
-    model = explained_model(model) or model
-    flatbuffer = convert(model)
-    difference = check_agreement(model, flatbuffer, card.input_size)
+    heatmap = served_map(card.raw)
+    explained = explained_model(model, heatmap) or model
+    if heatmap[0] == LAYER_CAM:
+        probe = np.random.default_rng(1).uniform(0, 255, (MAP_PROBES, *card.input_size, 3)).astype(np.float32)
+        check_against_tape(model, explained, heatmap[1], probe)  # the hand-written gradient, checked
+    flatbuffer = convert(explained)
+    difference = check_agreement(explained, flatbuffer, card.input_size, batch=MAP_PROBES)
     if difference > MAX_ABS_DIFFERENCE:
         raise RuntimeError(f"LiteRT export differs from the Keras model by {difference:.2e} (> {MAX_ABS_DIFFERENCE})")
     target = version_dir / LITERT_FILENAME

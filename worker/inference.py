@@ -121,8 +121,11 @@ def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, boxe
             reading["ood_score"] = round(float(scores[i]), 3)
             reading["is_out_of_distribution"] = bool(scores[i] > FLAGGED_ABOVE)
         if outputs.heatmaps is not None:
+            # Grad-CAM needs no layer: it is always the last feature maps.
+            layer = {"layer": model.heatmap_layer} if model.heatmap_layer else {}
             reading["explanation"] = {
-                "method": "grad-cam",
+                "method": model.heatmap_method,
+                **layer,
                 "class": model.card.classes[top],
                 # Rows top to bottom over the model's input, which is this box of the picture.
                 "grid": np.round(outputs.heatmaps[i], 3).tolist(),

@@ -4,6 +4,9 @@ Two backends serve the same version (settings.INFERENCE_BACKEND): "keras" runs
 ``model.keras`` as a compiled TensorFlow call; "litert" runs the ``model.tflite``
 exported beside it (training.export_litert) with LiteRT, and never imports
 TensorFlow in this process: ~4x less memory per worker and a faster call on CPU.
+Both give, in the same call, the heatmap the version's card names
+(training.layercam.served_map): Grad-CAM on the last feature maps by default, or
+Layer-CAM at an earlier layer, which both backends run as one forward-only graph.
 
 Why lazily: a TensorFlow op in the Celery parent before it forks deadlocks the
 children, and loading in ``worker_process_init`` (3-4 s) races Celery's 4 s
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from training.card import INFERENCE_BACKENDS, LITERT_FILENAME, MODEL_FILENAME, ModelCard, read_card
+from training.layercam import GRAD_CAM, LAYER_CAM, served_map
 from training.ood import OodDetector, load_detector
 
 logger = logging.getLogger(__name__)
@@ -39,7 +43,7 @@ class ModelOutputs:
 
     probabilities: np.ndarray  # (N, classes), calibrated
     features: np.ndarray | None = None  # (N, d) pooled features, for the out-of-distribution score
-    heatmaps: np.ndarray | None = None  # (N, h, w) Grad-CAM of each image's top class, 0..1
+    heatmaps: np.ndarray | None = None  # (N, h, w) the card's map (Grad-CAM or Layer-CAM) of the top class, 0..1
 
 
 @dataclass
@@ -51,6 +55,9 @@ class LoadedModel:
     backend: str = "keras"
     ood: OodDetector | None = None
     card_digest: str = ""  # of the registered card this was loaded for (get_model)
+    # What the heatmaps are (training.layercam.served_map): the card's choice.
+    heatmap_method: str = GRAD_CAM
+    heatmap_layer: str | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -105,12 +112,13 @@ def load_model(version_name: str, version_dir: Path, threads: int = 0, backend: 
     started = time.perf_counter()
     try:
         card = read_card(version_dir)
+        heatmap = served_map(card.raw)
     except ValueError as exc:
         raise ModelLoadError(f"Model version {version_name} has no usable card: {exc}") from exc
     if backend == "keras":
-        call = _load_keras(version_name, Path(version_dir), card, threads)
+        call = _load_keras(version_name, Path(version_dir), card, threads, heatmap)
     elif backend == "litert":
-        call = _load_litert(version_name, Path(version_dir), card, threads)
+        call = _load_litert(version_name, Path(version_dir), card, threads, heatmap)
     else:
         raise ModelLoadError(f"Unknown inference backend {backend!r}; expected one of {', '.join(INFERENCE_BACKENDS)}.")
 
@@ -124,7 +132,16 @@ def load_model(version_name: str, version_dir: Path, threads: int = 0, backend: 
         )
     seconds = time.perf_counter() - started
     logger.info("Loaded model version %s (%s) in %.1f s", version_name, backend, seconds)
-    return LoadedModel(version=version_name, card=card, _call=call, load_seconds=seconds, backend=backend, ood=ood)
+    return LoadedModel(
+        version=version_name,
+        card=card,
+        _call=call,
+        load_seconds=seconds,
+        backend=backend,
+        ood=ood,
+        heatmap_method=heatmap[0],
+        heatmap_layer=heatmap[1],
+    )
 
 
 def _load_ood(version_name: str, version_dir: Path, card: ModelCard) -> OodDetector | None:
@@ -142,7 +159,7 @@ def _load_ood(version_name: str, version_dir: Path, card: ModelCard) -> OodDetec
         ) from exc
 
 
-def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: int):
+def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: int, heatmap: tuple[str, str | None]):
     model_path = version_dir / MODEL_FILENAME
     if not model_path.is_file():
         raise ModelLoadError(f"Model version {version_name} has no model file at {model_path}.")
@@ -166,6 +183,9 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
     # One traced graph for every batch size: a compiled call costs ~1/10 of
     # model.predict() per image on these machines.
     spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
+    method, layer = heatmap
+    if method == LAYER_CAM:
+        return _layer_cam_call(version_name, model, layer, spec)
     explained = _explainable_parts(model)
     if explained is None:
         logger.warning("Model version %s has no 'pool' -> 'logits' head: no heatmaps or features", version_name)
@@ -212,6 +232,29 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
     return call
 
 
+def _layer_cam_call(version_name: str, model, layer: str, spec):
+    """The compiled call for a version whose card serves Layer-CAM: training.layercam's model,
+    the same graph its LiteRT export runs, so both backends give the same map."""
+    import tensorflow as tf
+
+    from training.layercam import layer_cam_model
+
+    try:
+        explained = layer_cam_model(model, layer)
+    except ValueError as exc:
+        raise ModelLoadError(f"Model version {version_name}'s card serves Layer-CAM at {layer!r}, but {exc}.") from exc
+
+    @tf.function(input_signature=spec, reduce_retracing=True)
+    def serve_layer_cam(pixels):
+        return explained(pixels, training=False)
+
+    def call(pixels: np.ndarray) -> ModelOutputs:
+        probabilities, features, heatmaps = serve_layer_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
+
+    return call
+
+
 def _explainable_parts(model):
     """Split the model at its pooling: (input -> feature maps, [pool, dropout, logits], calibration layers).
 
@@ -229,7 +272,7 @@ def _explainable_parts(model):
     return feature_maps, head[:3], head[3:]
 
 
-def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads: int):
+def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads: int, heatmap: tuple[str, str | None]):
     model_path = version_dir / LITERT_FILENAME
     if not model_path.is_file():
         raise ModelLoadError(
@@ -258,6 +301,7 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             f"Model version {version_name}'s LiteRT export outputs shapes {shapes}, "
             f"but its card lists {expected_outputs} classes."
         )
+    _check_litert_heatmap(version_name, version_dir, outputs, heatmap)
     input_index = input_detail["index"]
     # An interpreter holds one set of buffers: one call at a time, and re-allocate
     # only when the batch size changes (batches of 32 then a tail, mostly).
@@ -276,7 +320,7 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             # get_tensor returns a copy, safe to keep after the next call.
             got = {name: interpreter.get_tensor(index) for name, index in outputs.items()}
         probabilities = got["probabilities"]
-        heatmaps = None
+        heatmaps = got.get("layer_cam_maps")  # computed in the graph, scaled to peak 1 (training.layercam)
         if "class_maps" in got:
             # Grad-CAM of the top class: see training.export_litert.explained_model.
             top = probabilities.argmax(axis=1)
@@ -288,6 +332,22 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
     return call
 
 
+def _check_litert_heatmap(version_name: str, version_dir: Path, outputs: dict, heatmap: tuple[str, str | None]) -> None:
+    """The export must compute the map the card names: its export follows the card (training.export_litert)."""
+    method, layer = heatmap
+    if method == LAYER_CAM and "layer_cam_maps" not in outputs:
+        wrong = "Grad-CAM class maps" if "class_maps" in outputs else "no heatmap"
+    elif method == GRAD_CAM and "layer_cam_maps" in outputs:
+        wrong = "Layer-CAM maps"
+    else:
+        return
+    wanted = f"Layer-CAM at {layer!r}" if method == LAYER_CAM else "Grad-CAM"
+    raise ModelLoadError(
+        f"Model version {version_name}'s card serves {wanted}, but its LiteRT export gives {wrong}: "
+        f"run `python -m training.export_litert {version_dir}` again, or set INFERENCE_BACKEND=keras."
+    )
+
+
 def _litert_outputs(details: list[dict], classes: int) -> dict[str, int]:
     """Tensor index of each output an export has, told apart by shape (TFLite may reorder them)."""
     found = {}
@@ -297,6 +357,8 @@ def _litert_outputs(details: list[dict], classes: int) -> dict[str, int]:
             found["probabilities"] = detail["index"]
         elif len(shape) == 1:
             found["features"] = detail["index"]
+        elif len(shape) == 2:
+            found["layer_cam_maps"] = detail["index"]
         elif len(shape) == 3 and shape[-1] == classes:
             found["class_maps"] = detail["index"]
     return found

@@ -1,4 +1,4 @@
-"""The result page with the shipped model: the Grad-CAM overlay, and the warning for a non-dermatoscopic picture.
+"""The result page with the shipped model: the heatmap overlay, and the warning for a non-dermatoscopic picture.
 
 These use the trained version in models/ (not the tiny random test model), so the
 heatmap and the out-of-distribution check are the ones clinicians get.
@@ -58,7 +58,12 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
     heatmap = page.locator("canvas#heatmap")
     legend = page.locator('[data-field="heatmap_legend"]')
     assert toggle.is_enabled() and heatmap.is_hidden() and legend.is_hidden()
-    assert "Grad-CAM" in page.locator('[data-field="explanation_help"]').inner_text()
+    # The shipped card serves Layer-CAM, and the page quotes its validation figures beside it.
+    assert "Layer-CAM" in page.locator('[data-field="explanation_help"]').inner_text()
+    figures = page.locator('[data-field="heatmap_figures"]')
+    served = read_card(SHIPPED).raw["explanation"]["figures"]
+    assert figures.is_visible()
+    assert f"inside the lesion for {round(100 * served['pointing_game'])} % of pictures" in figures.inner_text()
 
     toggle.click()
 
@@ -76,7 +81,7 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
                    let alpha = 0; for (let i = 3; i < d.length; i += 4) alpha = Math.max(alpha, d[i]);
                    return [c.width, c.height, alpha]; }"""
     )
-    assert painted[0] >= 2 and painted[1] >= 2 and painted[2] > 0
+    assert painted[:2] == [10, 10] and painted[2] > 0  # Layer-CAM at block_12_expand_relu: 10x10 at 150 px
     screenshot(page, "result-heatmap")
 
     page.get_by_role("button", name="Hide heatmap").click()

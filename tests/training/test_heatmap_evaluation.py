@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -21,8 +22,10 @@ from training.explanations import (
     pointing_hit,
     probability_drops,
     served_grad_cam,
+    served_layer_cam,
     upsample,
 )
+from training.layercam import map_disagreement
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +97,15 @@ def test_an_earlier_layer_gives_a_finer_map_from_the_versions_own_weights(nested
     for kind, kind_maps in maps.items():
         assert kind_maps.shape == (len(some_pixels), 24, 24), kind
         assert kind_maps.min() >= 0 and np.isclose(kind_maps.max(axis=(1, 2)), 1).all(), kind
+
+
+def test_the_served_layer_cam_is_gradient_tapes(nested_model, some_pixels):
+    """The served map (training.layercam's forward-only graph) through a strided 3x3 convolution."""
+    served = served_layer_cam(nested_model, EARLY_LAYER)(some_pixels)
+
+    tape = layer_cams(nested_model, EARLY_LAYER, ("layercam",))(some_pixels)["layercam"]
+
+    assert map_disagreement(served, tape) is None
 
 
 def test_an_unknown_layer_or_method_is_refused_by_name(nested_model):
@@ -252,3 +264,71 @@ def test_the_command_scores_the_maps_on_shifted_pictures_with_the_moved_masks(ne
     clean_report, shifted_report = json.loads(clean.read_text()), json.loads(shifted.read_text())
     assert shifted_report["shift"] == "zoom_out_vignette"
     assert shifted_report["lesion_area_share"] < clean_report["lesion_area_share"] / 2
+
+
+def _command(version, lesion_dataset, *options):
+    common = [str(version), "--data-dir", str(lesion_dataset["data_dir"])]
+    return main([*common, "--split-file", str(lesion_dataset["split_file"]), *options])
+
+
+def test_the_command_writes_the_served_map_and_its_validation_figures_into_the_card(
+    nested_version, lesion_dataset, tmp_path
+):
+    version = tmp_path / "tiny-nested"
+    shutil.copytree(nested_version, version)  # the session's version stays as it is
+    before = json.loads((version / "card.json").read_text())
+    out = tmp_path / "explanations.json"
+
+    _command(
+        version, lesion_dataset, "--method", "gradcam", "--write-card", f"layercam@{EARLY_LAYER}", "--out", str(out)
+    )
+
+    report = json.loads(out.read_text())
+    card = json.loads((version / "card.json").read_text())
+    measured = report["methods"][f"layercam@{EARLY_LAYER}"]
+    assert measured["computed_by"] == "the served code"
+    entry = card.pop("explanation")
+    assert card == before  # nothing else in the card changed
+    assert (entry["method"], entry["layer"], entry["grid"]) == ("layer-cam", EARLY_LAYER, [24, 24])
+    figures = entry["figures"]
+    assert figures["pointing_game"] == measured["pointing_game"]
+    assert figures["heat_in_lesion"] == measured["heat_in_lesion"]
+    assert figures["faithfulness"] == measured["faithfulness"]
+    assert figures["lesion_area"] == report["lesion_area_share"]
+    assert figures["centre_baseline"] == report["centre_in_lesion"]
+    assert (figures["measured_on"], figures["n"]) == ("validation", report["n_images"])
+
+
+def test_the_command_writes_grad_cam_as_the_served_map_too(nested_version, lesion_dataset, tmp_path):
+    version = tmp_path / "tiny-nested"
+    shutil.copytree(nested_version, version)
+
+    _command(
+        version, lesion_dataset, "--method", "gradcam", "--write-card", "gradcam", "--out", str(tmp_path / "r.json")
+    )
+
+    entry = json.loads((version / "card.json").read_text())["explanation"]
+    assert (entry["method"], entry["layer"], entry["grid"]) == ("grad-cam", None, [12, 12])
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        (["--write-card", f"gradcam++@{EARLY_LAYER}"], "serves 'gradcam' or layercam@<layer>"),
+        (["--write-card", f"layercam@{EARLY_LAYER}", "--shift", "rotated"], "clean validation"),
+        (["--write-card", f"layercam@{EARLY_LAYER}", "--split", "test"], "clean validation"),
+    ],
+    ids=["a-map-the-worker-cannot-serve", "shifted-pictures", "the-test-split"],
+)
+def test_the_command_refuses_to_write_figures_the_card_must_not_hold(
+    options, reason, nested_version, lesion_dataset, tmp_path, capsys
+):
+    version = tmp_path / "tiny-nested"
+    shutil.copytree(nested_version, version)
+    before = (version / "card.json").read_text()
+
+    with pytest.raises(SystemExit):
+        _command(version, lesion_dataset, *options, "--out", str(tmp_path / "r.json"))
+
+    assert reason in capsys.readouterr().err
+    assert (version / "card.json").read_text() == before
