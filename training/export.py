@@ -145,6 +145,11 @@ def make_card(
         "malignant_threshold": evaluation["malignant_threshold"],
         "threshold_rule": THRESHOLD_RULE,
         "operating_points": evaluation.get("operating_points"),
+        # Filled in by the commands that measure them on validation (they need the lesion masks):
+        # training.explanations --write-card, training.robustness --write-card, training.lesion_mask fit.
+        "explanation": {"method": "grad-cam", "figures": None, "how_measured": "not measured yet"},
+        "robustness": None,
+        "lesion_mask": None,
         "temperature": evaluation["temperature"],
         "calibration": "temperature scaling built into the model",
         "metrics": {

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.card import MODEL_FILENAME, read_card
+from training.card import LITERT_FILENAME, MODEL_FILENAME, read_card
 from training.layercam import GRAD_CAM, LAYER_CAM, check_against_tape, layer_cam_model, map_disagreement, served_map
 
-LITERT_FILENAME = "model.tflite"
 # The export is rejected if it differs from the Keras model by more than this on any probability.
 MAX_ABS_DIFFERENCE = 1e-4
 # Random pictures the checks run; maps are judged by the median picture (training.layercam.map_disagreement).

@@ -181,6 +181,14 @@ def retrain_head(
             "phase": "classification head retrained on frozen features",
         },
     )
+    if served is not None and (base_card.raw.get("explanation") or {}).get("method") == "layer-cam":
+        # The same network up to its head, so the same map; its figures were measured on the base.
+        inherited = base_card.raw["explanation"]
+        card["explanation"] = {
+            **{key: inherited[key] for key in ("method", "layer", "grid") if key in inherited},
+            "figures": None,
+            "how_measured": f"not measured for this version: the map of {base.name}, whose network it keeps",
+        }
     val_probabilities = softmax(val_logits, evaluation["temperature"])
     detector = None
     try:
