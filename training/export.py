@@ -24,6 +24,7 @@ from training.augment import describe_augmentation
 from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
+from training.framing import describe_framing
 from training.preprocessing import DEFAULT_GEOMETRY, SOURCE_SHORT_SIDE
 from training.train import IMBALANCE_MODES
 
@@ -154,10 +155,11 @@ def make_card(
         "calibration": "temperature scaling built into the model",
         "metrics": {
             "how_measured": how_measured,
-            "test": evaluation["test"],
+            "test": evaluation.get("test"),
             "val": evaluation["val"],
-            "ece_before_temperature": evaluation["test"]["ece_before_temperature"],
-            "ece_after_temperature": evaluation["test"]["ece_after_temperature"],
+            # A candidate (exported from the validation-only report) has no test figures yet.
+            "ece_before_temperature": (evaluation.get("test") or evaluation["val"])["ece_before_temperature"],
+            "ece_after_temperature": (evaluation.get("test") or evaluation["val"])["ece_after_temperature"],
             **compared_with,
         },
         "trained_on": trained_on,
@@ -181,7 +183,9 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
     """The card of a trained run (run.json) scored by training.evaluate (its report), for models/<version>/."""
     recipe = run["recipe"]
 
-    def summary(entry: dict) -> dict:
+    def summary(entry: dict) -> dict | None:
+        if entry.get("test") is None:
+            return None
         keys = (
             "balanced_accuracy",
             "macro_f1",
@@ -227,7 +231,8 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
             ),
             "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
             "class_weights": run.get("class_weights"),
-            "augmentation": describe_augmentation(recipe.get("color_augmentation", False)),
+            "augmentation": describe_augmentation(recipe.get("color_augmentation", False))
+            + (f"; {describe_framing()}" if recipe.get("framing") else ""),
             "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
             "best_epoch": run.get("best_epoch"),
             "weight_average": run.get("weight_average"),
@@ -256,14 +261,22 @@ def check_export(version_dir: Path, logits_model, temperature: float, input_size
         raise RuntimeError(f"{version_dir}: the reloaded model does not reproduce the calibrated outputs")
 
 
-def export(run_dir: Path, report_dir: Path, version: str, models_dir: Path, split_file: str) -> Path:
+def export(
+    run_dir: Path, report_dir: Path, version: str, models_dir: Path, split_file: str, candidate: bool = False
+) -> Path:
+    """Write models_dir/<version>: the calibrated model, its card and the report.
+
+    ``candidate``: from the run's validation-only report (training.evaluate --validation-only), so that
+    the framing-robustness and heatmap reports can be run on a version before its test split is ever
+    scored; its card has no test figures, and it is not meant for models/."""
     import keras
 
-    from training.evaluate import METRICS_FILENAME
+    from training.evaluate import METRICS_FILENAME, VALIDATION_FILENAME
     from training.train import LOGITS_MODEL_FILENAME, RUN_FILENAME
 
     run = json.loads((run_dir / RUN_FILENAME).read_text(encoding="utf-8"))
-    report = json.loads((report_dir / METRICS_FILENAME).read_text(encoding="utf-8"))
+    scored = run_dir / VALIDATION_FILENAME if candidate else report_dir / METRICS_FILENAME
+    report = json.loads(scored.read_text(encoding="utf-8"))
     card = shipped_card(version, run, report, split_file, dt.date.today().isoformat())
     parse_card(card)  # fail before writing anything
 
@@ -272,7 +285,7 @@ def export(run_dir: Path, report_dir: Path, version: str, models_dir: Path, spli
     version_dir = models_dir / version
     version_dir.mkdir(parents=True, exist_ok=True)
     calibrated.save(version_dir / MODEL_FILENAME)
-    if report_dir.resolve() != (version_dir / "report").resolve():
+    if not candidate and report_dir.resolve() != (version_dir / "report").resolve():
         shutil.copytree(report_dir, version_dir / "report", dirs_exist_ok=True)
     write_card(version_dir, card)
     check_export(version_dir, logits_model, report["model"]["temperature"], tuple(card["input_size"]))
@@ -299,10 +312,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", required=True, help="e.g. mobilenetv2-150-v1")
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--split-file", default=SPLIT_FILE_IN_REPO, help="as recorded in the card")
+    parser.add_argument(
+        "--candidate",
+        action="store_true",
+        help="from <run>/validation.json (no test figures): to measure robustness before choosing",
+    )
     args = parser.parse_args(argv)
     run_dir = Path(args.run)
     report_dir = Path(args.report_dir) if args.report_dir else run_dir / "report"
-    version_dir = export(run_dir, report_dir, args.version, Path(args.models_dir), args.split_file)
+    version_dir = export(run_dir, report_dir, args.version, Path(args.models_dir), args.split_file, args.candidate)
     size_mb = (version_dir / MODEL_FILENAME).stat().st_size / 1e6
     print(f"exported {version_dir} ({MODEL_FILENAME} {size_mb:.1f} MB, {CARD_FILENAME} valid)")
 

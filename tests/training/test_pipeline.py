@@ -194,6 +194,17 @@ def test_validation_only_scoring_never_reads_a_test_image(shipped, tiny_dataset,
     assert not (run_dir / "report").exists()
     assert "test split was not loaded" in capsys.readouterr().out
 
+    # A candidate version from that report: measurable (robustness, heatmaps) before any test figure exists.
+    from training.card import read_card
+    from training.export import export
+
+    candidate = export(
+        run_dir, run_dir / "report", "candidate-v9", tmp_path / "candidates", str(tiny_split["path"]), True
+    )
+    card = read_card(candidate)
+    assert card.raw["metrics"]["test"] is None and card.raw["metrics"]["val"]["balanced_accuracy"] > 0
+    assert card.malignant_threshold == pytest.approx(scored["model"]["malignant_threshold"])
+
 
 def test_fine_tuning_keeps_the_base_in_inference_mode():
     """A trainable batch-norm would normalise by batch statistics inside fit() and erase the features."""
