@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from training.card import INFERENCE_BACKENDS, LITERT_FILENAME, MODEL_FILENAME, ModelCard, read_card
+from training.gradcam import grad_cam_function, split_at_pooling
 from training.layercam import GRAD_CAM, LAYER_CAM, served_map
 from training.ood import OodDetector, load_detector
 
@@ -186,8 +187,7 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
     method, layer = heatmap
     if method == LAYER_CAM:
         return _layer_cam_call(version_name, model, layer, spec)
-    explained = _explainable_parts(model)
-    if explained is None:
+    if split_at_pooling(model) is None:
         logger.warning("Model version %s has no 'pool' -> 'logits' head: no heatmaps or features", version_name)
 
         @tf.function(input_signature=spec, reduce_retracing=True)
@@ -199,34 +199,10 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
 
         return call
 
-    feature_maps, head, calibration = explained
-
-    @tf.function(input_signature=spec, reduce_retracing=True)
-    def serve_explained(pixels):
-        # Grad-CAM (Selvaraju et al. 2017): weight the last feature maps by the mean
-        # gradient of the top class's logit. The gradient only runs back through the
-        # small head, so the whole call costs what the forward pass does (measured).
-        maps = feature_maps(pixels, training=False)
-        pooling, *rest_of_head = head
-        with tf.GradientTape() as tape:
-            tape.watch(maps)
-            pooled = pooling(maps, training=False)  # the features the OOD check scores
-            logits = pooled
-            for layer in rest_of_head:
-                logits = layer(logits, training=False)
-            top_logits = tf.gather(logits, tf.argmax(logits, axis=1), axis=1, batch_dims=1)
-        gradients = tape.gradient(top_logits, maps)
-        weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-        heatmaps = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
-        peak = tf.reduce_max(heatmaps, axis=[1, 2], keepdims=True)
-        heatmaps = tf.math.divide_no_nan(heatmaps, peak)
-        probabilities = logits
-        for layer in calibration:
-            probabilities = layer(probabilities, training=False)
-        return probabilities, pooled, heatmaps
+    grad_cam = grad_cam_function(model)
 
     def call(pixels: np.ndarray) -> ModelOutputs:
-        probabilities, features, heatmaps = serve_explained(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        probabilities, features, heatmaps = grad_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
         return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
 
     return call
@@ -253,23 +229,6 @@ def _layer_cam_call(version_name: str, model, layer: str, spec):
         return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
 
     return call
-
-
-def _explainable_parts(model):
-    """Split the model at its pooling: (input -> feature maps, [pool, dropout, logits], calibration layers).
-
-    A model without the platform's head (training.export.SERVED_HEAD) gives None and
-    is served without heatmaps or features.
-    """
-    import keras
-
-    from training.export import SERVED_HEAD, has_served_head
-
-    if not has_served_head(model):
-        return None
-    head = model.layers[-len(SERVED_HEAD) :]
-    feature_maps = keras.Model(model.inputs, head[0].input, name="feature_maps")
-    return feature_maps, head[:3], head[3:]
 
 
 def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads: int, heatmap: tuple[str, str | None]):
