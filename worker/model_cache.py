@@ -45,6 +45,7 @@ class ModelOutputs:
     probabilities: np.ndarray  # (N, classes), calibrated
     features: np.ndarray | None = None  # (N, d) pooled features, for the out-of-distribution score
     heatmaps: np.ndarray | None = None  # (N, h, w) the card's map (Grad-CAM or Layer-CAM) of the top class, 0..1
+    lesion_grids: np.ndarray | None = None  # (N, h', w') lesion probability per cell, for a card with a lesion mask
 
 
 @dataclass
@@ -186,7 +187,9 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
     spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
     method, layer = heatmap
     if method == LAYER_CAM:
-        return _layer_cam_call(version_name, model, layer, spec)
+        return _layer_cam_call(version_name, model, layer, spec, _lesion_head(version_name, version_dir, card))
+    if card.raw.get("lesion_mask"):
+        raise ModelLoadError(f"Model version {version_name}'s card has a lesion mask, served only beside Layer-CAM.")
     if split_at_pooling(model) is None:
         logger.warning("Model version %s has no 'pool' -> 'logits' head: no heatmaps or features", version_name)
 
@@ -208,15 +211,26 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
     return call
 
 
-def _layer_cam_call(version_name: str, model, layer: str, spec):
+def _lesion_head(version_name: str, version_dir: Path, card: ModelCard) -> tuple:
+    """(head, layer) of the version's lesion mask, () when its card has none."""
+    from training.lesion_mask import served_head
+
+    try:
+        return served_head(version_dir, card) or ()
+    except ValueError as exc:
+        raise ModelLoadError(f"Model version {version_name}: {exc}.") from exc
+
+
+def _layer_cam_call(version_name: str, model, layer: str, spec, lesion_head: tuple = ()):
     """The compiled call for a version whose card serves Layer-CAM: training.layercam's model,
-    the same graph its LiteRT export runs, so both backends give the same map."""
+    the same graph its LiteRT export runs, so both backends give the same map (and the
+    lesion mask, when the card has one, from the same forward pass)."""
     import tensorflow as tf
 
     from training.layercam import layer_cam_model
 
     try:
-        explained = layer_cam_model(model, layer)
+        explained = layer_cam_model(model, layer, *lesion_head)
     except ValueError as exc:
         raise ModelLoadError(f"Model version {version_name}'s card serves Layer-CAM at {layer!r}, but {exc}.") from exc
 
@@ -225,8 +239,9 @@ def _layer_cam_call(version_name: str, model, layer: str, spec):
         return explained(pixels, training=False)
 
     def call(pixels: np.ndarray) -> ModelOutputs:
-        probabilities, features, heatmaps = serve_layer_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
-        return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
+        probabilities, features, heatmaps, *lesion = serve_layer_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        grids = lesion[0].numpy()[..., 0] if lesion else None
+        return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy(), grids)
 
     return call
 
@@ -261,6 +276,11 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             f"but its card lists {expected_outputs} classes."
         )
     _check_litert_heatmap(version_name, version_dir, outputs, heatmap)
+    if bool(card.raw.get("lesion_mask")) != ("lesion_grids" in outputs):
+        raise ModelLoadError(
+            f"Model version {version_name}'s LiteRT export and card disagree on the lesion mask: "
+            f"re-export it with `python -m training.export_litert {version_dir}`."
+        )
     input_index = input_detail["index"]
     # An interpreter holds one set of buffers: one call at a time, and re-allocate
     # only when the batch size changes (batches of 32 then a tail, mostly).
@@ -286,7 +306,8 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             maps = np.maximum(got["class_maps"][np.arange(len(top)), :, :, top], 0.0)
             peak = maps.max(axis=(1, 2), keepdims=True)
             heatmaps = np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
-        return ModelOutputs(probabilities, got.get("features"), heatmaps)
+        grids = got["lesion_grids"][..., 0] if "lesion_grids" in got else None
+        return ModelOutputs(probabilities, got.get("features"), heatmaps, grids)
 
     return call
 
@@ -320,6 +341,8 @@ def _litert_outputs(details: list[dict], classes: int) -> dict[str, int]:
             found["layer_cam_maps"] = detail["index"]
         elif len(shape) == 3 and shape[-1] == classes:
             found["class_maps"] = detail["index"]
+        elif len(shape) == 3 and shape[-1] == 1:
+            found["lesion_grids"] = detail["index"]
     return found
 
 
