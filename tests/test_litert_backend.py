@@ -95,13 +95,12 @@ def test_both_backends_give_the_same_layer_cam_heatmaps_where_the_card_serves_it
 
 
 def test_both_backends_locate_the_lesion_in_the_same_forward_pass_as_the_mask_model_alone(exported_root):
-    import keras
-
-    from training.lesion_mask import MASK_FILENAME
+    from training.card import read_card
+    from training.lesion_mask import load_mask_model
 
     folder = exported_root / "tiny-litert-lesion"
     pixels = generated_pixels(6)
-    alone = keras.saving.load_model(folder / MASK_FILENAME, compile=False).predict(pixels, verbose=0)
+    alone = load_mask_model(folder, read_card(folder)).predict(pixels, verbose=0)
     for backend in ("keras", "litert"):
         got = load_model("tiny-litert-lesion", folder, threads=1, backend=backend).analyse(pixels)
         assert got.lesion_grids.shape == (6, 16, 16)

@@ -161,13 +161,13 @@ def add_tiny_lesion_mask(folder: Path, seed: int = 0) -> Path:
     import keras
 
     from training.card import CARD_FILENAME, write_card
-    from training.lesion_mask import MASK_FILENAME, activations_model, build_head, mask_model
+    from training.lesion_mask import MASK_FILENAME, activations_model, build_head
 
     keras.utils.set_random_seed(seed)
     served = keras.saving.load_model(folder / MODEL_FILENAME, compile=False)
     features = activations_model(served, TINY_LESION_LAYER)
     head = build_head(tuple(features.output_shape[1:]))
-    mask_model(features, head).save(folder / MASK_FILENAME)
+    head.save(folder / MASK_FILENAME)
     card = json.loads((folder / CARD_FILENAME).read_text(encoding="utf-8"))
     card["lesion_mask"] = {"file": MASK_FILENAME, "layer": TINY_LESION_LAYER, "grid": [16, 16]}
     write_card(folder, card)

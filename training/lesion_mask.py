@@ -11,8 +11,9 @@ is measured, not assumed (``framing`` below, on clean and shifted validation).
     python -m training.lesion_mask models/<version> fit --data-dir ../shared/data/ham10000
     python -m training.lesion_mask models/<version> framing --data-dir ../shared/data/ham10000 --out report.json
 
-``fit`` writes ``<version>/lesion_mask.keras`` (pixels -> the grid of lesion probabilities)
-and the card's ``lesion_mask`` entry (its layer, grid and validation IoU). Validation only.
+``fit`` writes ``<version>/lesion_mask_head.keras`` (the head alone: activations -> lesion
+logits per cell; the network it reads is the version's own ``model.keras``, not a copy) and
+the card's ``lesion_mask`` entry (its layer, grid and validation figures). Validation only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, ModelCard, read_card, w
 from training.commands import version_command
 from training.preprocessing import input_box, to_model_input
 
-MASK_FILENAME = "lesion_mask.keras"
+MASK_FILENAME = "lesion_mask_head.keras"
 MASK_LAYER = "block_13_expand_relu"
 LESION_LEVEL = 128  # the masks' README: the lesion is where the grey value is >= 128
 MASK_EPOCHS, MASK_LR, MASK_BATCH = 25, 1e-3, 64
@@ -183,7 +184,26 @@ def served_head(version_dir: Path, card: ModelCard):
     path = Path(version_dir) / entry["file"]
     if not path.is_file():
         raise ValueError(f"its card has a lesion mask, but {path} is missing: run training.lesion_mask fit")
-    return keras.saving.load_model(path, compile=False).get_layer("mask_head"), entry["layer"]
+    return keras.saving.load_model(path, compile=False), entry["layer"]
+
+
+def load_mask_model(version_dir: Path, card: ModelCard, served=None):
+    """pixels -> lesion probability per cell: the version's network up to the head's layer, then the head."""
+    import keras
+
+    head, layer = served_head(version_dir, card)
+    if served is None:
+        served = keras.saving.load_model(Path(version_dir) / MODEL_FILENAME, compile=False)
+    return mask_model(activations_model(served, layer), head)
+
+
+def _save_without_optimizer(head, path: Path) -> None:
+    """The weights serve; the optimizer's state (twice their size) would only travel with them."""
+    import keras
+
+    served = keras.models.clone_model(head)
+    served.set_weights(head.get_weights())
+    served.save(path)
 
 
 # --- the commands -------------------------------------------------------------------------------
@@ -231,7 +251,7 @@ def fit_version(version_dir: Path, data_dir: str, split_file: str, layer: str = 
         "measured_on": f"validation, {len(scores)} pictures",
         **fitted,
     }
-    model.save(version_dir / MASK_FILENAME)
+    _save_without_optimizer(head, version_dir / MASK_FILENAME)
     raw = json.loads((version_dir / CARD_FILENAME).read_text(encoding="utf-8"))
     write_card(version_dir, {**raw, "lesion_mask": entry})
     return entry
@@ -240,7 +260,6 @@ def fit_version(version_dir: Path, data_dir: str, split_file: str, layer: str = 
 def framing_report(version_dir: Path, data_dir: str, split_file: str, shifts: list[str] | None, limit, log=print):
     """Validation balanced accuracy and malignant sensitivity with the whole picture and framed around the
     lesion, on clean validation and every shift."""
-    import keras
     import tensorflow as tf
 
     from training.robustness import (
@@ -257,7 +276,7 @@ def framing_report(version_dir: Path, data_dir: str, split_file: str, shifts: li
 
     model = VersionModel(version_dir)
     card = model.card
-    mask = keras.saving.load_model(version_dir / MASK_FILENAME, compile=False)
+    mask = load_mask_model(version_dir, card)
     locate = tf.function(lambda x: mask(x, training=False), reduce_retracing=True)
     rows = split_rows(split_file, "val", limit, DEFAULT_SEED)
     ids, labels = rows["image_id"].tolist(), labels_of(rows)

@@ -62,7 +62,8 @@ def test_a_mask_head_is_fitted_saved_and_described_in_the_card(nested_version, l
     import keras
 
     from tests.training.lesions import EARLY_LAYER
-    from training.lesion_mask import fit_version
+    from training.card import read_card
+    from training.lesion_mask import fit_version, load_mask_model
 
     folder = tmp_path / "version"
     shutil.copytree(nested_version, folder)
@@ -72,7 +73,10 @@ def test_a_mask_head_is_fitted_saved_and_described_in_the_card(nested_version, l
     card = json.loads((folder / "card.json").read_text())
     assert card["lesion_mask"] == entry and entry["layer"] == EARLY_LAYER and entry["grid"] == [24, 24]
     assert 0.0 <= entry["val_iou_mean"] <= 1.0
-    mask = keras.saving.load_model(folder / MASK_FILENAME, compile=False)
+    assert 0.0 <= entry["val_area_mean_abs_error"] <= 1.0
+    head = keras.saving.load_model(folder / MASK_FILENAME, compile=False)  # the head alone, not a copy of the network
+    assert tuple(head.input_shape[1:3]) == (24, 24) and tuple(head.output_shape[1:]) == (24, 24)
+    mask = load_mask_model(folder, read_card(folder))
     assert tuple(mask.output_shape[1:]) == (24, 24)
 
 
