@@ -48,11 +48,11 @@ def test_a_label_outside_the_seven_classes_or_without_a_method_is_refused(admin_
     assert image.diagnosis == ""
 
 
-def test_a_clinician_cannot_label_even_their_own_image(owner_api, colleague_api, owner):
+def test_a_clinician_cannot_label_even_their_own_image(owner_api, outsider_api, owner):
     image = make_image(owner)
     body = {"diagnosis": "nv", "method": "histo"}
     assert owner_api.post(f"/api/v1/images/{image.pk}/label/", body, format="json").status_code == 403
-    assert colleague_api.post(f"/api/v1/images/{image.pk}/label/", body, format="json").status_code in (403, 404)
+    assert outsider_api.post(f"/api/v1/images/{image.pk}/label/", body, format="json").status_code in (403, 404)
     image.refresh_from_db()
     assert image.diagnosis == ""
 
@@ -170,7 +170,7 @@ def test_importing_a_labelled_dataset_is_idempotent(tmp_path, capsys):
     assert "Imported 4 images" in output and "Imported 0 images; 4 were already present" in output
     imported = LesionImage.objects.order_by("original_filename")
     assert [i.diagnosis for i in imported] == ["mel", "mel", "nv", "bcc"]
-    assert [i.lesion_id for i in imported] == ["L1", "L1", "L2", "L3"]
+    assert [i.source_lesion_id for i in imported] == ["L1", "L1", "L2", "L3"]
     assert imported[0].owner.username == "dataset-import" and imported[0].age is None
     assert {i.diagnosis_method for i in imported} == {"histo"}
 

@@ -10,9 +10,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import LesionImage, Prediction, UploadBatch
+from classifier.models import LesionImage, Prediction
 from tests.conftest import media_files
-from tests.factories import make_image, make_prediction
+from tests.factories import make_batch, make_image, make_prediction
 from tests.images import upload
 
 pytestmark = pytest.mark.django_db
@@ -75,10 +75,10 @@ def test_a_queued_result_page_says_it_updates_by_itself(owner_web, owner):
     assert "updates by itself" in page
 
 
-def test_history_lists_only_the_clinicians_own_uploads_newest_first(owner_web, owner, colleague):
+def test_history_lists_only_the_clinicians_own_uploads_newest_first(owner_web, owner, outsider):
     older = make_prediction(owner, status="done", top_class="nv")
     newer = make_prediction(owner, status="done", top_class="mel")
-    make_prediction(colleague, image=make_image(colleague, original_filename="bobs-image.png"))
+    make_prediction(outsider, image=make_image(outsider, original_filename="bobs-image.png"))
 
     page = owner_web.get("/history/").content.decode()
 
@@ -135,7 +135,7 @@ def test_the_upload_page_has_a_drop_zone_around_a_plain_labelled_file_input(owne
 
 
 def test_the_batch_page_lists_the_ones_needing_attention_first(owner_web, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
 
     def reading(**fields):
         status = fields.pop("status", "done")
@@ -161,7 +161,7 @@ def test_the_batch_page_lists_the_ones_needing_attention_first(owner_web, owner)
 
 
 def test_the_batch_page_has_thumbnails_a_progress_bar_and_its_own_script(owner_web, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     done = make_prediction(owner, status="done", image=make_image(owner, batch=batch, original_filename="a.png"))
     make_prediction(owner, status="queued", image=make_image(owner, batch=batch, original_filename="b.png"))
 
@@ -174,10 +174,10 @@ def test_the_batch_page_has_thumbnails_a_progress_bar_and_its_own_script(owner_w
     assert "batch.js" in page and "prediction.js" not in page
 
 
-def test_another_clinicians_batch_is_not_found(client, colleague, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+def test_another_clinicians_batch_is_not_found(client, outsider, owner):
+    batch = make_batch(owner)
     make_prediction(owner, image=make_image(owner, batch=batch))
-    client.force_login(colleague)
+    client.force_login(outsider)
     assert client.get(f"/batches/{batch.pk}/").status_code == 404
 
 
@@ -237,7 +237,7 @@ def accessibility_problems(html: str) -> list[str]:
 
 
 def test_every_page_a_clinician_uses_labels_its_controls_and_has_landmarks(client, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     make_prediction(owner, status="done", image=make_image(owner, batch=batch))
     image = make_image(owner, batch=batch, clinician_note="note")
     make_prediction(owner, status="failed", image=image, error="broken")

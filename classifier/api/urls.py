@@ -4,7 +4,15 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from classifier.api.auth import RevokeTokenView, TokenView
-from classifier.api.views import ImageViewSet, ModelVersionViewSet, PredictionViewSet, TrainingJobViewSet
+from classifier.api.views import (
+    AuditEventViewSet,
+    ImageViewSet,
+    LesionViewSet,
+    ModelVersionViewSet,
+    PatientViewSet,
+    PredictionViewSet,
+    TrainingJobViewSet,
+)
 
 app_name = "api"
 
@@ -13,6 +21,9 @@ router.register("images", ImageViewSet, basename="image")
 router.register("predictions", PredictionViewSet, basename="prediction")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("patients", PatientViewSet, basename="patient")
+router.register("lesions", LesionViewSet, basename="lesion")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
