@@ -63,13 +63,16 @@ class AuditEventQuerySet(models.QuerySet):
     def in_clinic(self, clinic) -> AuditEventQuerySet:
         return self.none() if clinic is None else self.filter(clinic=clinic)
 
+    def older_than(self, days: int) -> AuditEventQuerySet:
+        return self.filter(at__lt=timezone.now() - timedelta(days=days))
+
     def purge_older_than(self, days: int) -> int:
         """Delete the events older than ``days`` (the retention period); returns how many.
 
         The one deletion the log allows, so it goes around this queryset's refusal.
         """
-        cutoff = timezone.now() - timedelta(days=days)
-        deleted, _ = models.QuerySet.delete(self.model._base_manager.filter(at__lt=cutoff))
+        expired = self.model._base_manager.filter(at__lt=timezone.now() - timedelta(days=days))
+        deleted, _ = models.QuerySet.delete(expired)
         return deleted
 
 
