@@ -158,10 +158,15 @@ class Lesion(models.Model):
     class Meta:
         ordering = ["patient", "created_at", "id"]
         constraints = [
-            # A position is a view and a point inside it, or nothing at all.
+            # A position is a view and a point inside it, or nothing at all. The isnull terms are
+            # needed: a CHECK whose value is NULL (a comparison with a missing x) passes.
             models.CheckConstraint(
                 condition=Q(map_view="", map_x__isnull=True, map_y__isnull=True)
-                | (~Q(map_view="") & Q(map_x__gte=0.0, map_x__lte=1.0, map_y__gte=0.0, map_y__lte=1.0)),
+                | (
+                    ~Q(map_view="")
+                    & Q(map_x__isnull=False, map_y__isnull=False)
+                    & Q(map_x__gte=0.0, map_x__lte=1.0, map_y__gte=0.0, map_y__lte=1.0)
+                ),
                 name="lesion_map_position_complete_and_inside",
             )
         ]

@@ -49,13 +49,16 @@ class TakenAtField(serializers.Field):
     def to_internal_value(self, data):
         text = str(data).strip()
         try:
-            moment = taken_on(datetime.date.fromisoformat(text)) if len(text) == 10 else None
-            if moment is None:
-                moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-                if timezone.is_naive(moment):
-                    moment = timezone.make_aware(moment)
+            if len(text) == 10:
+                day = datetime.date.fromisoformat(text)
+                if day > timezone.localdate():
+                    self.fail("future", value=text)
+                return taken_on(day)
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             self.fail("invalid")
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
         if moment > timezone.now() + CLOCK_SKEW:
             self.fail("future", value=text)
         return moment

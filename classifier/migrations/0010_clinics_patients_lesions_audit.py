@@ -199,6 +199,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='lesion',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('map_view', ''), ('map_x__isnull', True), ('map_y__isnull', True)), models.Q(models.Q(('map_view', ''), _negated=True), ('map_x__gte', 0.0), ('map_x__lte', 1.0), ('map_y__gte', 0.0), ('map_y__lte', 1.0)), _connector='OR'), name='lesion_map_position_complete_and_inside'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('map_view', ''), ('map_x__isnull', True), ('map_y__isnull', True)), models.Q(models.Q(('map_view', ''), _negated=True), ('map_x__isnull', False), ('map_y__isnull', False), ('map_x__gte', 0.0), ('map_x__lte', 1.0), ('map_y__gte', 0.0), ('map_y__lte', 1.0)), _connector='OR'), name='lesion_map_position_complete_and_inside'),
         ),
     ]
