@@ -109,7 +109,7 @@ class ImageViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixi
         return annotate_latest_prediction(images)
 
     def list(self, request, *args, **kwargs):
-        audit(request, Action.VIEWED_HISTORY, detail={"api": "images"})
+        audit(request, Action.VIEWED_HISTORY, clinic=self.clinic, detail={"api": "images"})
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
@@ -246,7 +246,7 @@ class PredictionViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveMode
         return Prediction.objects.in_clinic(self.clinic)
 
     def list(self, request, *args, **kwargs):
-        audit(request, Action.VIEWED_HISTORY, detail={"api": "predictions"})
+        audit(request, Action.VIEWED_HISTORY, clinic=self.clinic, detail={"api": "predictions"})
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
@@ -425,7 +425,8 @@ class PatientViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Patient.objects.none()
-        return Patient.objects.in_clinic(self.clinic).with_lesion_counts().select_related("created_by")
+        patients = Patient.objects.in_clinic(self.clinic).with_lesion_counts().select_related("created_by")
+        return patients.order_by("reference", "id")  # an aggregate drops the default order
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -434,7 +435,7 @@ class PatientViewSet(
         return context
 
     def list(self, request, *args, **kwargs):
-        audit(request, Action.LISTED_PATIENTS)
+        audit(request, Action.LISTED_PATIENTS, clinic=self.clinic)
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
