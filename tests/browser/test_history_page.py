@@ -86,7 +86,7 @@ def test_a_clinician_filters_their_history_exports_it_and_writes_a_note(page, li
     assert exported[0]["clinician_note"] == "Biopsy booked" and exported[0]["malignant_probability"] == "0.93"
 
     page.get_by_role("link", name="Add note on left-arm-2025-01.png").click()
-    page.get_by_label("Your note").fill("Dermoscopy follow-up in 3 months; compare with left-arm-2025-03.")
+    page.get_by_label("Note").fill("Dermoscopy follow-up in 3 months; compare with left-arm-2025-03.")
     page.get_by_role("button", name="Save note").click()
 
     page.wait_for_url(FILTERED)  # back where the clinician was
