@@ -661,7 +661,8 @@ class PredictionAdmin(AdminTables):
         grid = (prediction.explanation or {}).get("grid")
         if not grid:
             return "—"
-        return f"Grad-CAM of {prediction.explanation.get('class', '?')}, a {len(grid)}×{len(grid[0])} grid"
+        method = {"layer-cam": "Layer-CAM"}.get(prediction.explanation.get("method"), "Grad-CAM")
+        return f"{method} of {prediction.explanation.get('class', '?')}, a {len(grid)}×{len(grid[0])} grid"
 
     @admin.display(description="Inference time")
     def inference_time(self, prediction):

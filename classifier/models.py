@@ -538,7 +538,13 @@ class Prediction(models.Model):
         null=True, blank=True, help_text="Unlike a dermatoscopic image: score above the card's threshold."
     )
     explanation = models.JSONField(
-        null=True, blank=True, help_text="Grad-CAM heatmap of the top class: grid, class and crop box."
+        null=True, blank=True, help_text="Heatmap of the top class: method, layer, grid, class and the box it covers."
+    )
+    lesion_outline = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Where the version located the lesion (training.lesion_mask.outline): its grid, its share of "
+        "the part of the picture the model saw (relative, no ruler) and its box; none for versions without a mask.",
     )
     malignant_threshold = models.FloatField(
         null=True, blank=True, help_text="The threshold the malignancy flag was judged by (the version's, then)."
@@ -686,6 +692,7 @@ class Prediction(models.Model):
         ood_score: float | None = None,
         is_out_of_distribution: bool | None = None,
         explanation: dict | None = None,
+        lesion_outline: dict | None = None,
     ) -> dict:
         """The columns a finished reading sets (finish_many stores them)."""
         top_class = max(probabilities, key=probabilities.get)
@@ -695,6 +702,7 @@ class Prediction(models.Model):
             "ood_score": ood_score,
             "is_out_of_distribution": is_out_of_distribution,
             "explanation": explanation,
+            "lesion_outline": lesion_outline,
             "status": cls.Status.DONE,
             "model_version": version,
             "probabilities": probabilities,

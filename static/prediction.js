@@ -47,7 +47,9 @@
       out_of_distribution: data.is_out_of_distribution === true,
       in_distribution: data.is_out_of_distribution !== true,
       uncertain: data.is_uncertain === true,
+      lesion_outlined: data.has_reading === true && !!data.lesion_outline,
     };
+    set("lesion_area", data.lesion_outline ? String(Math.round(data.lesion_outline.area * 100)) : "–");
     root.querySelectorAll("[data-show-if]").forEach(function (el) {
       el.hidden = !conditions[el.dataset.showIf];
     });

@@ -17,7 +17,13 @@ from classifier.models import ModelVersion
 from tests.conftest import REPO_ROOT
 from tests.factories import make_prediction
 from tests.images import image_bytes
-from tests.tiny_model import TINY_INPUT_SIZE, TINY_LAYER_CAM_LAYER, save_tiny_mobilenet_version, save_tiny_version
+from tests.tiny_model import (
+    TINY_INPUT_SIZE,
+    TINY_LAYER_CAM_LAYER,
+    add_tiny_lesion_mask,
+    save_tiny_mobilenet_version,
+    save_tiny_version,
+)
 from training.card import read_card, write_card
 from training.export_litert import export_version
 from training.layercam import map_disagreement
@@ -32,6 +38,7 @@ def exported_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("litert-models")
     export_version(save_tiny_version(root, "tiny-litert", seed=3))
     export_version(save_tiny_mobilenet_version(root, "tiny-litert-layer-cam", seed=3))  # its card serves Layer-CAM
+    export_version(add_tiny_lesion_mask(save_tiny_mobilenet_version(root, "tiny-litert-lesion", seed=4)))
     return root
 
 
@@ -85,6 +92,53 @@ def test_both_backends_give_the_same_layer_cam_heatmaps_where_the_card_serves_it
         assert map_disagreement(got.heatmaps, keras_outputs.heatmaps[: len(batch)]) is None
         np.testing.assert_allclose(got.probabilities, keras_outputs.probabilities[: len(batch)], atol=1e-5)
         np.testing.assert_allclose(got.features, keras_outputs.features[: len(batch)], rtol=1e-4, atol=1e-4)
+
+
+def test_both_backends_locate_the_lesion_in_the_same_forward_pass_as_the_mask_model_alone(exported_root):
+    import keras
+
+    from training.lesion_mask import MASK_FILENAME
+
+    folder = exported_root / "tiny-litert-lesion"
+    pixels = generated_pixels(6)
+    alone = keras.saving.load_model(folder / MASK_FILENAME, compile=False).predict(pixels, verbose=0)
+    for backend in ("keras", "litert"):
+        got = load_model("tiny-litert-lesion", folder, threads=1, backend=backend).analyse(pixels)
+        assert got.lesion_grids.shape == (6, 16, 16)
+        np.testing.assert_allclose(got.lesion_grids, alone, atol=1e-5)
+    plain = load_model("tiny-litert-layer-cam", exported_root / "tiny-litert-layer-cam", backend="keras")
+    assert plain.analyse(pixels).lesion_grids is None
+
+
+@pytest.mark.parametrize("backend", ["keras", "litert"])
+def test_the_worker_stores_where_the_lesion_is(owner, exported_root, settings, backend):
+    from classifier.registry import register_model_versions
+
+    settings.MODEL_ROOT = exported_root
+    settings.INFERENCE_BACKEND = backend
+    register_model_versions(exported_root)
+    ModelVersion.objects.get(name="tiny-litert-lesion").activate()
+    prediction = make_prediction(owner)
+
+    assert run_predictions([prediction.pk], task_id=f"lesion-{backend}") == [prediction.pk]
+
+    prediction.refresh_from_db()
+    outline = prediction.lesion_outline
+    assert np.array(outline["grid"]).shape == (16, 16)
+    assert outline["area"] == pytest.approx(np.mean(outline["grid"]), abs=1e-3)
+    left, top, right, bottom = outline["box"]
+    assert 0 <= left < right <= 1 and 0 <= top < bottom <= 1
+
+
+def test_a_litert_export_without_the_cards_lesion_mask_is_refused(exported_root, tmp_path):
+    import shutil
+
+    folder = tmp_path / "tiny-litert-stale"
+    shutil.copytree(exported_root / "tiny-litert-layer-cam", folder)  # exported before the mask was added
+    add_tiny_lesion_mask(folder)
+
+    with pytest.raises(ModelLoadError, match="disagree on the lesion mask"):
+        load_model("tiny-litert-stale", folder, threads=1, backend="litert")
 
 
 def test_a_litert_export_made_for_another_map_than_the_cards_is_refused(tmp_path):

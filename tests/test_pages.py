@@ -69,6 +69,20 @@ def test_the_result_page_shows_the_notice_the_classes_and_live_status_hooks(owne
     assert "prediction.js" in page
 
 
+def test_the_result_page_gives_the_located_lesions_relative_size_only_when_there_is_one(owner_web, owner):
+    outline = {"grid": [[0.9]], "area": 0.234, "box": [0.2, 0.2, 0.7, 0.8]}
+    located = make_prediction(owner, status="done", top_class="nv", lesion_outline=outline)
+    plain = make_prediction(owner, status="done", top_class="nv")
+
+    page = owner_web.get(f"/predictions/{located.pk}/").content.decode()
+    other = owner_web.get(f"/predictions/{plain.pk}/").content.decode()
+
+    located_line = page[page.index('data-show-if="lesion_outlined"') :].split("</p>")[0]
+    assert "hidden" not in located_line.split(">")[0] and '"lesion_area">23</span> %' in located_line
+    assert "not a measurement (no ruler calibration)" in located_line
+    assert 'data-show-if="lesion_outlined" hidden' in other
+
+
 def test_a_queued_result_page_says_it_updates_by_itself(owner_web, owner):
     prediction = make_prediction(owner, status="queued")
     page = owner_web.get(f"/predictions/{prediction.pk}/").content.decode()

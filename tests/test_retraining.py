@@ -241,3 +241,36 @@ def test_a_retrained_versions_card_has_the_fields_of_a_shipped_one(admin_user, a
     assert {"dataset", "licence"} <= set(card["trained_on"])
     assert card["recipe"]["loss_weights"] == "balanced"  # the tiny version's card records no weighting
     assert card["class_names"] == shipped["class_names"] and card["input"] == shipped["input"]
+
+
+def test_a_head_retrained_on_a_version_with_layer_cam_and_a_lesion_mask_serves_both(
+    admin_user, labelled, settings, tmp_path
+):
+    """The network up to the head is the base's, so its map and its mask head are too; no figures are claimed."""
+    import numpy as np
+
+    from classifier.registry import register_model_versions
+    from tests.tiny_model import add_tiny_lesion_mask, save_tiny_mobilenet_version
+    from worker.model_cache import load_model
+
+    root = tmp_path / "models"
+    add_tiny_lesion_mask(save_tiny_mobilenet_version(root, "tiny-mask-v1", seed=5))
+    settings.MODEL_ROOT, settings.TRAINED_MODEL_ROOT = root, tmp_path / "trained"
+    settings.TRAINING_GATE_MIN_MELANOMA_RECALL = 1.01
+    register_model_versions(root)
+    assert ModelVersion.active().name == "tiny-mask-v1"
+    job = job_for(admin_user, epochs=1)
+
+    run_training_job(job.pk, task_id="t1")
+
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    card, folder = job.result_version.card, job.result_version.folder
+    assert card["explanation"]["method"] == "layer-cam" and card["explanation"]["figures"] is None
+    assert card["lesion_mask"]["layer"] == "block_13_expand_relu"
+    assert "tiny-mask-v1" in card["lesion_mask"]["how_measured"]
+    assert (folder / card["lesion_mask"]["file"]).is_file()
+    pixels = np.full((2, 32, 32, 3), 120, np.float32)
+    for backend in ("keras", "litert"):
+        outputs = load_model(job.result_version.name, folder, threads=1, backend=backend).analyse(pixels)
+        assert outputs.lesion_grids.shape == (2, 16, 16)

@@ -149,3 +149,26 @@ def save_tiny_mobilenet_version(model_root: Path, version: str, seed: int = 0, *
     card["explanation"] = {"method": "layer-cam", "layer": TINY_LAYER_CAM_LAYER}
     write_card(folder, card)
     return folder
+
+
+TINY_LESION_LAYER = "block_13_expand_relu"  # 16x16, as block_13's expand is 10x10 at 150 px in MobileNetV2
+
+
+def add_tiny_lesion_mask(folder: Path, seed: int = 0) -> Path:
+    """Give a tiny MobileNet-like version a lesion mask head (random weights, not fitted) and its card entry."""
+    import json
+
+    import keras
+
+    from training.card import CARD_FILENAME, write_card
+    from training.lesion_mask import MASK_FILENAME, activations_model, build_head, mask_model
+
+    keras.utils.set_random_seed(seed)
+    served = keras.saving.load_model(folder / MODEL_FILENAME, compile=False)
+    features = activations_model(served, TINY_LESION_LAYER)
+    head = build_head(tuple(features.output_shape[1:]))
+    mask_model(features, head).save(folder / MASK_FILENAME)
+    card = json.loads((folder / CARD_FILENAME).read_text(encoding="utf-8"))
+    card["lesion_mask"] = {"file": MASK_FILENAME, "layer": TINY_LESION_LAYER, "grid": [16, 16]}
+    write_card(folder, card)
+    return folder

@@ -97,45 +97,15 @@ def servable(spec: str) -> tuple[str, str | None]:
 
 
 def served_grad_cam(model) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """(pixels) -> (probabilities, heatmaps): the worker's Grad-CAM, the same maths on the same split of the model.
-
-    worker.model_cache splits the served model at its pooling (training.export.SERVED_HEAD)
-    and weights the last feature maps by the mean gradient of the top class's logit;
-    training may not import the worker, so the computation is restated here and
-    tests/training check that the two agree.
-    """
-    import keras
+    """(pixels) -> (probabilities, heatmaps): the Grad-CAM the worker serves (training.gradcam)."""
     import tensorflow as tf
 
-    from training.export import SERVED_HEAD, has_served_head
+    from training.gradcam import grad_cam_function
 
-    if not has_served_head(model):
-        raise ValueError("the model has no 'pool' -> 'logits' head: the worker serves it without a heatmap")
-    head = model.layers[-len(SERVED_HEAD) :]
-    feature_maps = keras.Model(model.inputs, head[0].input)
-    pooling, *rest_of_head = head[:3]
-    calibration = head[3:]
-
-    @tf.function(reduce_retracing=True)
-    def explain(pixels):
-        maps = feature_maps(pixels, training=False)
-        with tf.GradientTape() as tape:
-            tape.watch(maps)
-            logits = pooling(maps, training=False)
-            for layer in rest_of_head:
-                logits = layer(logits, training=False)
-            top_logits = tf.gather(logits, tf.argmax(logits, axis=1), axis=1, batch_dims=1)
-        gradients = tape.gradient(top_logits, maps)
-        weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-        heatmaps = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
-        heatmaps = tf.math.divide_no_nan(heatmaps, tf.reduce_max(heatmaps, axis=[1, 2], keepdims=True))
-        probabilities = logits
-        for layer in calibration:
-            probabilities = layer(probabilities, training=False)
-        return probabilities, heatmaps
+    grad_cam = grad_cam_function(model)
 
     def call(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probabilities, heatmaps = explain(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        probabilities, _, heatmaps = grad_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
         return probabilities.numpy(), heatmaps.numpy()
 
     return call

@@ -33,6 +33,7 @@ LICENCE = "CC BY-NC 4.0 (attribution, non-commercial): the shipped model is for 
 GEOMETRY_WORDS = {
     "centre_crop": "centre-cropped to the input's aspect ratio, then bilinear-resized",
     "squash": "resized whole to the input (nothing cut), bilinear",
+    "pad": "letterboxed with black to the input's aspect ratio (nothing cut or distorted), then bilinear-resized",
 }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from training.card import LITERT_FILENAME, MODEL_FILENAME, read_card
 from training.layercam import GRAD_CAM, LAYER_CAM, check_against_tape, layer_cam_model, map_disagreement, served_map
+from training.lesion_mask import served_head
 
 # The export is rejected if it differs from the Keras model by more than this on any probability.
 MAX_ABS_DIFFERENCE = 1e-4
@@ -29,11 +30,12 @@ MAX_ABS_DIFFERENCE = 1e-4
 MAP_PROBES = 8
 
 
-def explained_model(model, heatmap: tuple[str, str | None] = (GRAD_CAM, None)):
+def explained_model(model, heatmap: tuple[str, str | None] = (GRAD_CAM, None), lesion_head: tuple = ()):
     """The model with two more outputs, for heatmaps and the out-of-distribution check; or None.
 
     ``heatmap`` is the card's (training.layercam.served_map). For Layer-CAM the outputs
-    are probabilities, pooled features and the maps (N, h, w) (training.layercam.layer_cam_model).
+    are probabilities, pooled features and the maps (N, h, w) (training.layercam.layer_cam_model),
+    and the lesion grid (N, h', w', 1) when ``lesion_head`` (training.lesion_mask.served_head) is given.
     For Grad-CAM: probabilities (N, classes); pooled features (N, d); class maps (N, h, w,
     classes), the last feature maps through the logits layer's kernel without bias.
     For the platform's head (pooling -> dropout -> dense logits) the gradient of a
@@ -48,7 +50,7 @@ def explained_model(model, heatmap: tuple[str, str | None] = (GRAD_CAM, None)):
 
     method, layer = heatmap
     if method == LAYER_CAM:
-        return layer_cam_model(model, layer)
+        return layer_cam_model(model, layer, *lesion_head)
     if not has_served_head(model):
         return None
     pool, logits = model.get_layer("pool"), model.get_layer("logits")
@@ -116,7 +118,7 @@ def export_version(version_dir: Path | str) -> Path:
     card = read_card(version_dir)
     model = keras.saving.load_model(version_dir / MODEL_FILENAME, compile=False)
     heatmap = served_map(card.raw)
-    explained = explained_model(model, heatmap) or model
+    explained = explained_model(model, heatmap, served_head(version_dir, card) or ()) or model
     if heatmap[0] == LAYER_CAM:
         probe = np.random.default_rng(1).uniform(0, 255, (MAP_PROBES, *card.input_size, 3)).astype(np.float32)
         check_against_tape(model, explained, heatmap[1], probe)  # the hand-written gradient, checked

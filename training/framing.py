@@ -234,4 +234,12 @@ def to_input(picture, input_size: tuple[int, int], geometry: str):
         crop_h = tf.cast(tf.minimum(h, w / ratio), tf.int32)
         cropped = tf.image.resize_with_crop_or_pad(picture, crop_h, crop_w)
         return tf.image.resize(cropped, [height, width], method="bilinear", antialias=True)
+    if geometry == "pad":
+        shape = tf.shape(picture)
+        h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        ratio = width / height
+        padded_w = tf.cast(tf.round(tf.maximum(w, h * ratio)), tf.int32)
+        padded_h = tf.cast(tf.round(tf.maximum(h, w / ratio)), tf.int32)
+        padded = tf.image.resize_with_crop_or_pad(picture, padded_h, padded_w)  # zeros: black bands
+        return tf.image.resize(padded, [height, width], method="bilinear", antialias=True)
     raise ValueError(f"unknown input geometry {geometry!r}")

@@ -248,10 +248,13 @@ def _backward(layer, inputs: list, output, forward_output, gradient) -> list:
     raise ValueError(f"cannot back-propagate through {layer.name} ({kind}): no hand-written gradient for it")
 
 
-def layer_cam_model(model, layer_name: str = SERVED_LAYER):
+def layer_cam_model(model, layer_name: str = SERVED_LAYER, lesion_head=None, lesion_layer: str | None = None):
     """A Keras model: pixels -> [probabilities, pooled features (N, d), Layer-CAM maps (N, h, w) scaled to peak 1].
 
     Forward ops only (see the module's docstring), so TFLite converts it with builtins.
+    With ``lesion_head`` (training.lesion_mask's head, reading ``lesion_layer``'s activations)
+    a fourth output, the lesion probability per cell (N, h', w', 1), comes from the same
+    forward pass: locating the lesion costs the small head, not a second backbone.
     Raises ValueError, naming the reason, when the model has no platform head
     (training.export.SERVED_HEAD), no such layer, or a layer on the way whose gradient
     is not written here.
@@ -273,7 +276,14 @@ def layer_cam_model(model, layer_name: str = SERVED_LAYER):
     # The forward values the backward pass reads: the layer's activations and the outputs of
     # layers with a non-linear derivative (ReLUs, convolutions with a fused ReLU).
     needed = [t for t in path if t is start or _needs_output(_producer(t)[0])]
-    pixels, values, logits, pooled, probabilities = rebuilt_with(model, holder, needed)
+    extra = []
+    if lesion_head is not None:
+        lesion_source, lesion_holder = find_layer(model, lesion_layer)
+        if lesion_holder is not holder:
+            raise ValueError(f"{lesion_layer!r} and {layer_name!r} are not in the same model")
+        extra = [lesion_source.output]
+    pixels, values, logits, pooled, probabilities = rebuilt_with(model, holder, needed + extra)
+    values, extra_values = values[: len(needed)], values[len(needed) :]
     forward = {id(t): v for t, v in zip(needed, values, strict=True)}
     feature_maps = values[-1] if needed[-1] is end else None
 
@@ -303,7 +313,12 @@ def layer_cam_model(model, layer_name: str = SERVED_LAYER):
     maps = ops.relu(ops.sum(activations * ops.relu(gradients[id(start)]), axis=-1))
     peak = ops.max(maps, axis=(1, 2), keepdims=True)
     maps = maps / ops.maximum(peak, 1e-30)  # an all-zero map stays all zero
-    return keras.Model(pixels, [probabilities, pooled, maps], name=f"{model.name}_layer_cam")
+    outputs = [probabilities, pooled, maps]
+    if lesion_head is not None:
+        # (N, h', w', 1): a trailing axis, so a LiteRT worker tells it from the maps by shape.
+        lesion = ops.sigmoid(lesion_head(extra_values[0]))
+        outputs.append(ops.expand_dims(lesion, -1))
+    return keras.Model(pixels, outputs, name=f"{model.name}_layer_cam")
 
 
 def _needs_output(layer) -> bool:

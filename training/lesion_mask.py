@@ -157,6 +157,35 @@ def framed(picture: Image.Image, box: Box) -> Image.Image:
     return picture.crop((round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height)))
 
 
+def lesion_area(grid: np.ndarray) -> float:
+    """The lesion's share of the model input: the mean of the cells' lesion probabilities (the head
+    was trained on each cell's lesion share). Relative to the frame: no ruler, no millimetres."""
+    return float(np.mean(grid))
+
+
+def outline(grid: np.ndarray, picture_size: tuple[int, int], card: ModelCard) -> dict:
+    """What a prediction stores of the located lesion: its grid, its share of the part of the
+    picture the model saw, and its box (with the framing margin) as fractions of the picture."""
+    return {
+        "grid": np.round(grid, 3).tolist(),
+        "area": round(lesion_area(grid), 4),
+        "box": [round(edge, 4) for edge in to_picture_box(lesion_box(grid), picture_size, card)],
+    }
+
+
+def served_head(version_dir: Path, card: ModelCard):
+    """(the mask head, the layer it reads) of a version whose card has a lesion_mask entry, else None."""
+    import keras
+
+    entry = card.raw.get("lesion_mask")
+    if not entry:
+        return None
+    path = Path(version_dir) / entry["file"]
+    if not path.is_file():
+        raise ValueError(f"its card has a lesion mask, but {path} is missing: run training.lesion_mask fit")
+    return keras.saving.load_model(path, compile=False).get_layer("mask_head"), entry["layer"]
+
+
 # --- the commands -------------------------------------------------------------------------------
 
 
@@ -184,10 +213,11 @@ def fit_version(version_dir: Path, data_dir: str, split_file: str, layer: str = 
     fitted = fit_head(head, parts["train"][:2], parts["val"][:2], log)
     model = mask_model(features, head)
     grids = model.predict(parts["val"][3], batch_size=64, verbose=0)
-    scores = []
+    scores, area_errors = [], []
     for predicted, mask in zip(grids, parts["val"][2], strict=True):
         truth = to_model_input(mask_picture(mask), card.input_size, card.geometry)[..., 0] >= LESION_LEVEL
         scores.append(iou(upsampled(predicted, truth.shape) >= PRESENT, truth))
+        area_errors.append(abs(lesion_area(predicted) - float(truth.mean())))
     entry = {
         "file": MASK_FILENAME,
         "layer": layer,
@@ -196,6 +226,8 @@ def fit_version(version_dir: Path, data_dir: str, split_file: str, layer: str = 
         "HAM10000 lesion masks of the train split (soft cell targets, binary cross-entropy)",
         "val_iou_mean": round(float(np.mean(scores)), 4),
         "val_iou_median": round(float(np.median(scores)), 4),
+        # The lesion's share of the input (what a follow-up compares between visits) against the mask's.
+        "val_area_mean_abs_error": round(float(np.mean(area_errors)), 4),
         "measured_on": f"validation, {len(scores)} pictures",
         **fitted,
     }

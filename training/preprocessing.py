@@ -83,10 +83,40 @@ def whole_box(image_size: tuple[int, int], input_size: tuple[int, int]) -> Box:
     return (0.0, 0.0, 1.0, 1.0)
 
 
+def pad(image: Image.Image, input_size: tuple[int, int]) -> np.ndarray:
+    """The whole picture letterboxed with black to the input's aspect ratio (as a dermatoscope's
+    dark surround), then resized: nothing cut, nothing distorted; the lesion comes out smaller."""
+    width, height = image.size
+    canvas_size = _padded_size(image.size, input_size)
+    if canvas_size != image.size:
+        canvas = Image.new("RGB", canvas_size, (0, 0, 0))
+        canvas.paste(image, ((canvas_size[0] - width) // 2, (canvas_size[1] - height) // 2))
+        image = canvas
+    return squash(image, input_size)
+
+
+def _padded_size(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
+    width, height = image_size
+    target_ratio = input_size[1] / input_size[0]
+    if width / height > target_ratio:
+        return width, max(height, round(width / target_ratio))
+    return max(width, round(height * target_ratio)), height
+
+
+def pad_box(image_size: tuple[int, int], input_size: tuple[int, int]) -> Box:
+    """What ``pad`` shows, as fractions of the picture: more than all of it (the black bands lie outside 0..1)."""
+    width, height = image_size
+    canvas_width, canvas_height = _padded_size(image_size, input_size)
+    left = ((canvas_width - width) // 2) / width
+    top = ((canvas_height - height) // 2) / height
+    return (-left, -top, (canvas_width - width) / width - left + 1, (canvas_height - height) / height - top + 1)
+
+
 DEFAULT_GEOMETRY = "centre_crop"  # cards without input.geometry (v1-v3) were trained with it
 GEOMETRIES: dict[str, tuple[Callable[[Image.Image, tuple[int, int]], np.ndarray], Callable[..., Box]]] = {
     "centre_crop": (centre_crop, crop_box),
     "squash": (squash, whole_box),
+    "pad": (pad, pad_box),
 }
 
 

@@ -68,6 +68,7 @@ class Retrained:
     ood_detector: OodDetector | None  # None when the pictures could not fit one (the card then has no "ood")
     history: list[EpochReport]
     incumbent_metrics: dict | None  # the base version's metrics on the same test pictures
+    lesion_mask_file: Path | None = None  # the base's mask head, kept: it reads the same frozen network
 
     @property
     def test_metrics(self) -> dict:
@@ -189,6 +190,14 @@ def retrain_head(
             "figures": None,
             "how_measured": f"not measured for this version: the map of {base.name}, whose network it keeps",
         }
+    lesion_mask_file = None
+    if served is not None and base_card.raw.get("lesion_mask"):
+        inherited = base_card.raw["lesion_mask"]
+        lesion_mask_file = base.folder / inherited["file"]
+        card["lesion_mask"] = {
+            **inherited,
+            "how_measured": f"{base.name}'s mask head, measured there: this version keeps its network",
+        }
     val_probabilities = softmax(val_logits, evaluation["temperature"])
     detector = None
     try:
@@ -200,7 +209,7 @@ def retrain_head(
     except (ValueError, np.linalg.LinAlgError) as exc:
         log(f"no out-of-distribution check for this version: {exc}")
     model = build_calibrated_model(logits_model, evaluation["temperature"])
-    return Retrained(model, card, detector, phase.history, incumbent_metrics)
+    return Retrained(model, card, detector, phase.history, incumbent_metrics, lesion_mask_file)
 
 
 def _licence(start_from: str, base: Base | None, base_card: ModelCard | None) -> str:
@@ -221,6 +230,8 @@ def save_version(root: Path, retrained: Retrained) -> Path:
         retrained.model.save(partial / MODEL_FILENAME)
         if retrained.ood_detector is not None:
             save_detector(retrained.ood_detector, partial / OOD_FILENAME)
+        if retrained.lesion_mask_file is not None:
+            shutil.copy2(retrained.lesion_mask_file, partial / retrained.card["lesion_mask"]["file"])
         write_card(partial, json.loads(json.dumps(retrained.card, default=float)))
         # Beside the .keras file, so the version also serves with INFERENCE_BACKEND=litert.
         from training.export_litert import export_version as export_litert

@@ -13,6 +13,7 @@ from PIL import Image
 from classifier.models import ModelVersion, Prediction
 from training.card import card_digest
 from training.classes import malignant_probability
+from training.lesion_mask import outline
 from training.ood import FLAGGED_ABOVE
 from training.preprocessing import input_box, to_model_input
 from worker.model_cache import LoadedModel, ModelLoadError, ModelOutputs, get_model
@@ -62,11 +63,11 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
         logger.error("predictions %s: %s", held, exc, extra={"prediction_ids": held, "task_id": task_id})
         return _fail_all(predictions, str(exc))
 
-    readable, pixels, boxes = [], [], []
+    readable, pixels, sizes = [], [], []
     for prediction in predictions:
         try:
             pixels.append(_read_pixels(prediction, model))
-            boxes.append(input_box((prediction.image.width, prediction.image.height), model.input_size, model.geometry))
+            sizes.append((prediction.image.width, prediction.image.height))
             readable.append(prediction)
         except OSError as exc:
             logger.error(
@@ -82,7 +83,7 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
         chunk_pixels = np.stack(pixels[start : start + batch_size])
         outputs = model.analyse(chunk_pixels)
         per_image_ms = (time.perf_counter() - began) * 1000 / len(chunk)
-        readings = describe(model, outputs, chunk_pixels, boxes[start : start + batch_size])
+        readings = describe(model, outputs, chunk_pixels, sizes[start : start + batch_size])
         results = []
         for prediction, row, reading in zip(chunk, outputs.probabilities, readings, strict=True):
             by_class = {code: float(p) for code, p in zip(model.card.classes, row, strict=True)}
@@ -109,8 +110,9 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
     return finished
 
 
-def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, boxes: list[tuple]) -> list[dict]:
-    """Per image: is it uncertain, how unlike the training images is it, and where did the model look."""
+def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, sizes: list[tuple]) -> list[dict]:
+    """Per image (of these (width, height)): is it uncertain, how unlike the training images is it,
+    where did the model look, and where is the lesion when the version can outline it."""
     uncertain_below = settings.UNCERTAIN_BELOW
     scores = model.ood_scores(outputs, pixels)
     readings = []
@@ -129,8 +131,10 @@ def describe(model: LoadedModel, outputs: ModelOutputs, pixels: np.ndarray, boxe
                 "class": model.card.classes[top],
                 # Rows top to bottom over the model's input, which is this box of the picture.
                 "grid": np.round(outputs.heatmaps[i], 3).tolist(),
-                "box": [round(edge, 4) for edge in boxes[i]],
+                "box": [round(edge, 4) for edge in input_box(sizes[i], model.input_size, model.geometry)],
             }
+        if outputs.lesion_grids is not None:
+            reading["lesion_outline"] = outline(outputs.lesion_grids[i], sizes[i], model.card)
         readings.append(reading)
     return readings
 

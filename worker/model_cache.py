@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from training.card import INFERENCE_BACKENDS, LITERT_FILENAME, MODEL_FILENAME, ModelCard, read_card
+from training.gradcam import grad_cam_function, split_at_pooling
 from training.layercam import GRAD_CAM, LAYER_CAM, served_map
 from training.ood import OodDetector, load_detector
 
@@ -44,6 +45,7 @@ class ModelOutputs:
     probabilities: np.ndarray  # (N, classes), calibrated
     features: np.ndarray | None = None  # (N, d) pooled features, for the out-of-distribution score
     heatmaps: np.ndarray | None = None  # (N, h, w) the card's map (Grad-CAM or Layer-CAM) of the top class, 0..1
+    lesion_grids: np.ndarray | None = None  # (N, h', w') lesion probability per cell, for a card with a lesion mask
 
 
 @dataclass
@@ -185,9 +187,10 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
     spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
     method, layer = heatmap
     if method == LAYER_CAM:
-        return _layer_cam_call(version_name, model, layer, spec)
-    explained = _explainable_parts(model)
-    if explained is None:
+        return _layer_cam_call(version_name, model, layer, spec, _lesion_head(version_name, version_dir, card))
+    if card.raw.get("lesion_mask"):
+        raise ModelLoadError(f"Model version {version_name}'s card has a lesion mask, served only beside Layer-CAM.")
+    if split_at_pooling(model) is None:
         logger.warning("Model version %s has no 'pool' -> 'logits' head: no heatmaps or features", version_name)
 
         @tf.function(input_signature=spec, reduce_retracing=True)
@@ -199,48 +202,35 @@ def _load_keras(version_name: str, version_dir: Path, card: ModelCard, threads: 
 
         return call
 
-    feature_maps, head, calibration = explained
-
-    @tf.function(input_signature=spec, reduce_retracing=True)
-    def serve_explained(pixels):
-        # Grad-CAM (Selvaraju et al. 2017): weight the last feature maps by the mean
-        # gradient of the top class's logit. The gradient only runs back through the
-        # small head, so the whole call costs what the forward pass does (measured).
-        maps = feature_maps(pixels, training=False)
-        pooling, *rest_of_head = head
-        with tf.GradientTape() as tape:
-            tape.watch(maps)
-            pooled = pooling(maps, training=False)  # the features the OOD check scores
-            logits = pooled
-            for layer in rest_of_head:
-                logits = layer(logits, training=False)
-            top_logits = tf.gather(logits, tf.argmax(logits, axis=1), axis=1, batch_dims=1)
-        gradients = tape.gradient(top_logits, maps)
-        weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-        heatmaps = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
-        peak = tf.reduce_max(heatmaps, axis=[1, 2], keepdims=True)
-        heatmaps = tf.math.divide_no_nan(heatmaps, peak)
-        probabilities = logits
-        for layer in calibration:
-            probabilities = layer(probabilities, training=False)
-        return probabilities, pooled, heatmaps
+    grad_cam = grad_cam_function(model)
 
     def call(pixels: np.ndarray) -> ModelOutputs:
-        probabilities, features, heatmaps = serve_explained(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        probabilities, features, heatmaps = grad_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
         return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
 
     return call
 
 
-def _layer_cam_call(version_name: str, model, layer: str, spec):
+def _lesion_head(version_name: str, version_dir: Path, card: ModelCard) -> tuple:
+    """(head, layer) of the version's lesion mask, () when its card has none."""
+    from training.lesion_mask import served_head
+
+    try:
+        return served_head(version_dir, card) or ()
+    except ValueError as exc:
+        raise ModelLoadError(f"Model version {version_name}: {exc}.") from exc
+
+
+def _layer_cam_call(version_name: str, model, layer: str, spec, lesion_head: tuple = ()):
     """The compiled call for a version whose card serves Layer-CAM: training.layercam's model,
-    the same graph its LiteRT export runs, so both backends give the same map."""
+    the same graph its LiteRT export runs, so both backends give the same map (and the
+    lesion mask, when the card has one, from the same forward pass)."""
     import tensorflow as tf
 
     from training.layercam import layer_cam_model
 
     try:
-        explained = layer_cam_model(model, layer)
+        explained = layer_cam_model(model, layer, *lesion_head)
     except ValueError as exc:
         raise ModelLoadError(f"Model version {version_name}'s card serves Layer-CAM at {layer!r}, but {exc}.") from exc
 
@@ -249,27 +239,11 @@ def _layer_cam_call(version_name: str, model, layer: str, spec):
         return explained(pixels, training=False)
 
     def call(pixels: np.ndarray) -> ModelOutputs:
-        probabilities, features, heatmaps = serve_layer_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
-        return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy())
+        probabilities, features, heatmaps, *lesion = serve_layer_cam(tf.convert_to_tensor(pixels, dtype=tf.float32))
+        grids = lesion[0].numpy()[..., 0] if lesion else None
+        return ModelOutputs(probabilities.numpy(), features.numpy(), heatmaps.numpy(), grids)
 
     return call
-
-
-def _explainable_parts(model):
-    """Split the model at its pooling: (input -> feature maps, [pool, dropout, logits], calibration layers).
-
-    A model without the platform's head (training.export.SERVED_HEAD) gives None and
-    is served without heatmaps or features.
-    """
-    import keras
-
-    from training.export import SERVED_HEAD, has_served_head
-
-    if not has_served_head(model):
-        return None
-    head = model.layers[-len(SERVED_HEAD) :]
-    feature_maps = keras.Model(model.inputs, head[0].input, name="feature_maps")
-    return feature_maps, head[:3], head[3:]
 
 
 def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads: int, heatmap: tuple[str, str | None]):
@@ -302,6 +276,11 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             f"but its card lists {expected_outputs} classes."
         )
     _check_litert_heatmap(version_name, version_dir, outputs, heatmap)
+    if bool(card.raw.get("lesion_mask")) != ("lesion_grids" in outputs):
+        raise ModelLoadError(
+            f"Model version {version_name}'s LiteRT export and card disagree on the lesion mask: "
+            f"re-export it with `python -m training.export_litert {version_dir}`."
+        )
     input_index = input_detail["index"]
     # An interpreter holds one set of buffers: one call at a time, and re-allocate
     # only when the batch size changes (batches of 32 then a tail, mostly).
@@ -327,7 +306,8 @@ def _load_litert(version_name: str, version_dir: Path, card: ModelCard, threads:
             maps = np.maximum(got["class_maps"][np.arange(len(top)), :, :, top], 0.0)
             peak = maps.max(axis=(1, 2), keepdims=True)
             heatmaps = np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
-        return ModelOutputs(probabilities, got.get("features"), heatmaps)
+        grids = got["lesion_grids"][..., 0] if "lesion_grids" in got else None
+        return ModelOutputs(probabilities, got.get("features"), heatmaps, grids)
 
     return call
 
@@ -361,6 +341,8 @@ def _litert_outputs(details: list[dict], classes: int) -> dict[str, int]:
             found["layer_cam_maps"] = detail["index"]
         elif len(shape) == 3 and shape[-1] == classes:
             found["class_maps"] = detail["index"]
+        elif len(shape) == 3 and shape[-1] == 1:
+            found["lesion_grids"] = detail["index"]
     return found
 
 

@@ -124,6 +124,7 @@ class PredictionSerializer(serializers.ModelSerializer):
             "ood_threshold",
             "is_out_of_distribution",
             "explanation",
+            "lesion_outline",
             "model_version",
             "error",
             "created_at",

@@ -84,7 +84,7 @@ def test_reframe_gives_varied_pictures_of_the_same_size(tf):
     assert all(0 <= output.min() and output.max() <= 255 for output in outputs)
 
 
-@pytest.mark.parametrize("geometry", ["squash", "centre_crop"])
+@pytest.mark.parametrize("geometry", ["squash", "centre_crop", "pad"])
 def test_the_training_geometry_matches_the_serving_one(tf, geometry):
     from training.framing import to_input
 

@@ -36,7 +36,7 @@ def test_a_picture_comes_down_to_the_training_scale_in_one_step_and_is_never_enl
     assert to_source_scale(small).size == (120, 90)
 
 
-@pytest.mark.parametrize("geometry", ["centre_crop", "squash"])
+@pytest.mark.parametrize("geometry", ["centre_crop", "squash", "pad"])
 def test_a_24_megapixel_original_and_its_200_pixel_copy_reach_the_model_alike(geometry):
     original = lesion_photo(6000, 4500)
     copy = original.resize((200, 150), Image.Resampling.LANCZOS)  # as a publisher's downscaled copy
@@ -56,6 +56,20 @@ def test_the_geometries_say_which_part_of_the_picture_the_model_sees():
     squashed = to_model_input(lesion_photo(200, 150), (150, 150), "squash")
     cropped = to_model_input(lesion_photo(200, 150), (150, 150), "centre_crop")
     assert squashed.shape == cropped.shape and not np.array_equal(squashed, cropped)
+
+
+def test_padding_shows_the_whole_picture_undistorted_between_black_bands_outside_it():
+    white = Image.new("RGB", (200, 150), (255, 255, 255))
+
+    pixels = to_model_input(white, (150, 150), "pad")  # 200x150 on a 200x200 black canvas, then 150x150
+
+    assert pixels.shape == (150, 150, 3)
+    assert pixels[:18].max() == 0 and pixels[133:].max() == 0 and pixels[20:130].min() == 255
+    left, top, right, bottom = input_box((200, 150), (150, 150), "pad")
+    assert (left, right) == (0, 1) and top == pytest.approx(-25 / 150) and bottom == pytest.approx(175 / 150)
+    # The picture's top edge sits where the box puts it in the input: 25 of the canvas's 200 rows down.
+    assert (0 - top) / (bottom - top) * 150 == pytest.approx(18.75)
+    assert input_box((150, 150), (150, 150), "pad") == (0, 0, 1, 1)
 
 
 def test_an_unknown_geometry_is_refused_by_name():

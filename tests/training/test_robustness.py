@@ -26,7 +26,7 @@ def test_a_card_without_a_geometry_gets_the_centre_crop_it_was_served_with(lesio
 
 def test_a_card_naming_an_unknown_geometry_is_refused_with_the_name(lesion_dataset):
 
-    with pytest.raises(CardError, match="'input.geometry' must be one of centre_crop, squash, not 'fisheye'"):
+    with pytest.raises(CardError, match="'input.geometry' must be one of centre_crop, squash, pad, not 'fisheye'"):
         parse_card({**tiny_card("v9"), "input": {"geometry": "fisheye"}})
 
 

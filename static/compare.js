@@ -1,0 +1,81 @@
+// Side-by-side comparison of two pictures of a lesion (templates/classifier/_compare.html): each is
+// a static/zoom.js viewer (buttons, wheel, drag, + / - / 0 and the arrow keys), and while "together"
+// is ticked a zoom or a move in one is copied to the other through zoom.js's onChange / set, so the
+// same part of the lesion stays in view in both. Each picture has its own heatmap overlay, drawn
+// from its prediction's explanation grid on the part of the picture the model saw.
+(function () {
+  "use strict";
+
+  // The ramp of static/heatmap.js, so a heatmap looks the same here as on the result page.
+  function colour(v) {
+    var r = Math.round(255 * Math.min(1, Math.max(0, 1.5 * v - 0.2)));
+    var g = Math.round(255 * Math.max(0, 1 - Math.abs(2 * v - 1.1)));
+    var b = Math.round(255 * Math.max(0, 1 - 2 * v));
+    return [r, g, b, Math.round(255 * 0.65 * v)];
+  }
+
+  function drawHeatmap(canvas, explanation) {
+    var grid = explanation.grid, rows = grid.length, cols = grid[0].length;
+    canvas.width = cols;
+    canvas.height = rows;
+    var context = canvas.getContext("2d");
+    var image = context.createImageData(cols, rows);
+    for (var y = 0; y < rows; y += 1) {
+      for (var x = 0; x < cols; x += 1) {
+        var rgba = colour(grid[y][x]), at = 4 * (y * cols + x);
+        for (var c = 0; c < 4; c += 1) { image.data[at + c] = rgba[c]; }
+      }
+    }
+    context.putImageData(image, 0, 0);
+    var box = explanation.box || [0, 0, 1, 1];
+    canvas.style.left = (100 * box[0]) + "%";
+    canvas.style.top = (100 * box[1]) + "%";
+    canvas.style.width = (100 * (box[2] - box[0])) + "%";
+    canvas.style.height = (100 * (box[3] - box[1])) + "%";
+  }
+
+  function setUpHeatmap(figure, legend) {
+    var data = figure.querySelector('script[type="application/json"]');
+    var button = figure.querySelector("[data-heatmap-toggle]");
+    var canvas = figure.querySelector("[data-heatmap]");
+    if (!data || !button || !canvas) { return; }
+    var explanation = JSON.parse(data.textContent);
+    if (!explanation || !explanation.grid || !explanation.grid.length) { return; }
+    drawHeatmap(canvas, explanation);
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", "Heatmap of where the model found its evidence");
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var shown = canvas.hidden;
+      canvas.hidden = !shown;
+      button.setAttribute("aria-pressed", String(shown));
+      button.firstChild.textContent = shown ? "Hide heatmap" : "Show heatmap";
+      if (legend) { legend.hidden = !document.querySelector("[data-compare] [data-heatmap]:not([hidden])"); }
+    });
+  }
+
+  if (!window.lesionsiteZoom) { return; }
+  document.querySelectorAll("[data-compare]").forEach(function (section) {
+    var figures = Array.prototype.slice.call(section.querySelectorAll("[data-compare-picture]"));
+    var together = section.querySelector("[data-compare-link]");
+    var options = section.querySelector("[data-compare-options]");
+    var legend = section.querySelector("[data-compare-legend]");
+    if (options) { options.hidden = false; }
+    var views = figures.map(function (figure) {
+      setUpHeatmap(figure, legend);
+      return window.lesionsiteZoom.attach(figure.querySelector(".viewer"), figure.querySelector("[data-viewer-controls]"));
+    });
+    views.forEach(function (view, index) {
+      // set() is quiet (it calls no listener), so copying a change never echoes back.
+      view.onChange(function (state) {
+        if (together && !together.checked) { return; }
+        views.forEach(function (other, otherIndex) { if (otherIndex !== index) { other.set(state); } });
+      });
+    });
+    if (together) {
+      together.addEventListener("change", function () {
+        if (together.checked && views.length > 1) { views[1].set(views[0].get()); }
+      });
+    }
+  });
+})();
