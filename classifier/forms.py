@@ -6,8 +6,10 @@ from django.utils import timezone
 
 from classifier.audit import Action
 from classifier.history import DEFAULT_SORT, SORTS
+from classifier.lib import bodymap
 from classifier.models import (
     CLASS_CHOICES,
+    METHOD_CHOICES,
     SEX_CHOICES,
     SITE_CHOICES,
     Lesion,
@@ -16,7 +18,9 @@ from classifier.models import (
     Patient,
     Prediction,
 )
+from classifier.patients import clean_reference
 from classifier.uploads import taken_on
+from classifier.vocabulary import Side, SkinType
 
 # The clinician's note: long enough for a short clinical summary, short enough to
 # stay a note (the model field says the same).
@@ -214,3 +218,118 @@ class AddMemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=Membership.Role.choices)
+
+
+# --- The patient and lesion pages.
+
+
+class PatientForm(forms.ModelForm):
+    """A patient's details: the clinic's reference (unique in it) and what reading a lesion needs. No name."""
+
+    class Meta:
+        model = Patient
+        fields = ["reference", "year_of_birth", "sex", "skin_type", "note"]
+        labels = {"skin_type": "Skin type (Fitzpatrick)"}
+        help_texts = {
+            "reference": "The clinic's own reference (e.g. the record number), 1-64 characters. Store no names.",
+            "year_of_birth": "The year only, not the date.",
+            "note": "Clinical context; keep names and other identifying details out of it.",
+        }
+        widgets = {"note": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, clinic=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clinic = clinic
+        self.fields["sex"].choices = [("", "— not entered —"), *SEX_CHOICES]
+        self.fields["skin_type"].choices = [("", "— not entered —"), *SkinType.choices]
+
+    def clean_reference(self) -> str:
+        reference = clean_reference(self.cleaned_data.get("reference", ""))
+        others = Patient.objects.in_clinic(self.clinic).filter(reference=reference)
+        if self.instance.pk is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError(f"The clinic already has a patient with the reference {reference!r}.",
+                                        code="unique")  # fmt: skip
+        return reference
+
+
+class LesionPlaceForm(forms.ModelForm):
+    """Where a lesion is: its site and side, and a point on the body map (static/bodymap.js fills the hidden
+    view, x and y from a click; without one the server draws it at the site's default point)."""
+
+    class Meta:
+        model = Lesion
+        fields = ["label", "site", "side", "map_view", "map_x", "map_y"]
+        labels = {"label": "Label", "site": "Body site", "side": "Side"}
+        help_texts = {"label": 'A short name the clinic uses, e.g. "L3, left scapula".'}
+        widgets = {"map_view": forms.HiddenInput, "map_x": forms.HiddenInput, "map_y": forms.HiddenInput}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].choices = [("", "— choose the site —"), *SITE_CHOICES]
+        self.fields["side"].choices = [("", "— not entered —"), *Side.choices]
+        # The partial's script finds the fields it fills by these names (templates/classifier/_bodymap.html).
+        for name in ("map_view", "map_x", "map_y", "site", "side"):
+            self.fields[name].widget.attrs["data-bodymap-field"] = name.removeprefix("map_")
+
+    def clean(self):
+        cleaned = super().clean()
+        site, side = cleaned.get("site"), cleaned.get("side", "")
+        if site and side and side not in bodymap.valid_sides(site):
+            allowed = " or ".join(bodymap.valid_sides(site))
+            self.add_error("side", f"A lesion on the {site} is on the {allowed} side, not the {side}.")
+        if self.errors:
+            return cleaned
+        position = (cleaned.get("map_view") or "", cleaned.get("map_x"), cleaned.get("map_y"))
+        moved = self.instance.pk is not None and (site, side) != (self.instance.site, self.instance.side)
+        if position == ("", None, None) or moved:
+            # No click (no script, or the lists were used), or a new site for a known lesion: the
+            # site's own point, or none when the map has no place for it ("unknown", a hand with no side).
+            point = bodymap.default_point(site, side)
+            position = (point.view, point.x, point.y) if point else ("", None, None)
+        elif "" in position[:1] or None in position[1:]:
+            self.add_error("map_view", "A body-map position needs its view (front or back) and both x and y.")
+            return cleaned
+        cleaned["map_view"], cleaned["map_x"], cleaned["map_y"] = position
+        return cleaned
+
+
+class LesionForm(LesionPlaceForm):
+    """A lesion's details on its page: its place, label, status and note."""
+
+    class Meta(LesionPlaceForm.Meta):
+        fields = ["label", "site", "side", "status", "note", "map_view", "map_x", "map_y"]
+        widgets = {**LesionPlaceForm.Meta.widgets, "note": forms.Textarea(attrs={"rows": 3})}
+
+
+class LesionLabelForm(forms.Form):
+    """Admins: the lesion's confirmed diagnosis and how it was confirmed; it labels every image of the lesion."""
+
+    diagnosis = forms.ChoiceField(label="Confirmed diagnosis", choices=[("", "— choose —"), *CLASS_CHOICES])
+    method = forms.ChoiceField(label="Confirmed by", choices=[("", "— choose —"), *METHOD_CHOICES])
+    note = forms.CharField(label="Note on the diagnosis", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class VisitUploadForm(forms.Form):
+    """The pictures of one visit of a lesion, from its row on the patient page or from the lesion page."""
+
+    files = MultipleImageField(label="Pictures of a visit", help_text="JPEG, PNG, WebP, TIFF or BMP; one or many.")
+    taken_at = UploadForm.base_fields["taken_at"]
+    clean_taken_at = UploadForm.clean_taken_at
+
+
+class EraseForm(forms.Form):
+    """Erasing is final: the manager types the patient's reference to say they mean this patient."""
+
+    confirm_reference = forms.CharField(label="Type the patient's reference to confirm", max_length=64)
+
+    def __init__(self, *args, patient=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.patient = patient
+
+    def clean_confirm_reference(self) -> str:
+        typed = self.cleaned_data["confirm_reference"].strip()
+        if typed != self.patient.reference:
+            raise forms.ValidationError("That is not this patient's reference: nothing was erased.", code="mismatch")
+        return typed

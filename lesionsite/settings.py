@@ -241,6 +241,13 @@ AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 3650, minimum=1)
 # header itself: turn it on only when a proxy you run always sets it.
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 
+# --- Change flags between consecutive visits of a lesion (classifier.lib.changes, via classifier.records).
+# A visit is flagged when the malignancy score rose by more than CHANGE_SCORE_RISE (absolute, 0-1),
+# when the most likely class changed, or when the lesion's share of the picture changed by more than
+# CHANGE_AREA_FRACTION of its earlier share (relative; only for versions that outline the lesion).
+CHANGE_SCORE_RISE = envfloat("CHANGE_SCORE_RISE", 0.10, 0.0, 1.0)
+CHANGE_AREA_FRACTION = envfloat("CHANGE_AREA_FRACTION", 0.25, 0.0)
+
 # --- REST API.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
