@@ -236,6 +236,7 @@ class PatientForm(forms.ModelForm):
             "note": "Clinical context; keep names and other identifying details out of it.",
         }
         widgets = {"note": forms.Textarea(attrs={"rows": 3})}
+        error_messages = {"reference": {"required": "Give the patient a reference (e.g. their record number)."}}
 
     def __init__(self, *args, clinic=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -103,3 +103,20 @@ def make_labelled_dataset(
             image.file.save(image.file.name.rsplit("/", 1)[-1], ContentFile(buffer.getvalue()), save=True)
             made.append(image)
     return made
+
+
+def make_visit(owner, lesion: Lesion, taken_at, score: float | None = 0.2, top_class="nv", **fields) -> LesionImage:
+    """A picture of ``lesion`` taken at ``taken_at`` whose latest prediction read ``score`` (None: still queued).
+
+    ``fields`` go to the prediction (status, lesion_outline, model_version, explanation, is_out_of_distribution, ...).
+    """
+    image = make_image(owner, lesion=lesion, taken_at=taken_at)
+    if score is None:
+        make_prediction(owner, image=image, status=fields.pop("status", "queued"), **fields)
+        return image
+    fields.setdefault("malignant_probability", score)
+    fields.setdefault("is_malignant", score >= 0.5)
+    fields.setdefault("malignant_threshold", 0.5)
+    make_prediction(owner, image=image, status=fields.pop("status", "done"), top_class=top_class, **fields)
+    image.refresh_from_db()
+    return image

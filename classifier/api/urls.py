@@ -7,8 +7,10 @@ from classifier.api.auth import RevokeTokenView, TokenView
 from classifier.api.views import (
     AuditEventViewSet,
     ImageViewSet,
+    LesionReportView,
     LesionViewSet,
     ModelVersionViewSet,
+    PatientReportView,
     PatientViewSet,
     PredictionViewSet,
     TrainingJobViewSet,
@@ -28,5 +30,8 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("auth/token/revoke/", RevokeTokenView.as_view(), name="token-revoke"),
+    # Beside the router's routes, which would end in a slash (report.pdf/).
+    path("patients/<int:pk>/report.pdf", PatientReportView.as_view(), name="patient-report"),
+    path("lesions/<int:pk>/report.pdf", LesionReportView.as_view(), name="lesion-report"),
     *router.urls,
 ]

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import json
+
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from classifier import records
 from classifier.access import CLINIC_HEADER, CLINIC_PARAMETER, current_clinic, current_membership
 from classifier.api.filters import AuditEventFilter, ImageFilter, PatientFilter, PredictionFilter
 from classifier.api.serializers import (
@@ -48,6 +55,7 @@ from classifier.models import (
     Prediction,
     TrainingJob,
 )
+from classifier.patient_pages import pdf_response
 from classifier.training_data import NotEnoughData
 from classifier.uploads import UploadRefused, UploadRejected, not_in_a_clinic, store_uploads
 
@@ -576,3 +584,60 @@ class AuditEventViewSet(ClinicScoped, mixins.ListModelMixin, viewsets.GenericVie
         response = super().list(request, *args, **kwargs)
         audit(request, Action.VIEWED_AUDIT_LOG, detail={"api": "audit-events"})
         return response
+
+
+class PDFRenderer(BaseRenderer):
+    """Lets a client ask for `Accept: application/pdf`; the views answer the PDF bytes themselves."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
+class ReportView(APIView):
+    """A PDF report of a record of the clinic the request works in; errors are answered in JSON."""
+
+    renderer_classes = [JSONRenderer, PDFRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response):  # an error: JSON whatever the client accepted
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+REPORT_RESPONSES = {
+    (200, "application/pdf"): OpenApiResponse(
+        OpenApiTypes.BINARY,
+        description="The PDF: the disclaimer, the patient's details, and per lesion its body-map position, "
+        "timeline thumbnails with heatmaps, latest reading, change flags and notes; who generated it and when.",
+    ),
+    401: OpenApiResponse(description="No token, or a wrong one."),
+    404: NOT_FOUND,
+}
+
+
+class PatientReportView(ReportView):
+    @extend_schema(operation_id="patients_report_pdf", parameters=CLINIC_PARAMETERS, responses=REPORT_RESPONSES,
+                   tags=["patients"])  # fmt: skip
+    def get(self, request, pk: int):
+        """A patient's PDF report: every lesion of the patient. Audited as a PDF export."""
+        clinic = current_clinic(request, allow_choice=True)
+        patient = get_object_or_404(Patient.objects.in_clinic(clinic).select_related("clinic"), pk=pk)
+        pdf = records.patient_report_pdf(patient, request.user)
+        audit(request, Action.EXPORTED_PDF, patient, detail={"report": "patient", "api": "report"})
+        return pdf_response(pdf, f"lesionsite-patient-{patient.pk}-{timezone.localdate():%Y-%m-%d}.pdf")
+
+
+class LesionReportView(ReportView):
+    @extend_schema(operation_id="lesions_report_pdf", parameters=CLINIC_PARAMETERS, responses=REPORT_RESPONSES,
+                   tags=["lesions"])  # fmt: skip
+    def get(self, request, pk: int):
+        """One lesion's PDF report, with the patient's details. Audited as a PDF export."""
+        clinic = current_clinic(request, allow_choice=True)
+        lesion = get_object_or_404(Lesion.objects.in_clinic(clinic).select_related("patient__clinic"), pk=pk)
+        pdf = records.lesion_report_pdf(lesion, request.user)
+        audit(request, Action.EXPORTED_PDF, lesion, detail={"report": "lesion", "api": "report"})
+        return pdf_response(pdf, f"lesionsite-lesion-{lesion.pk}-{timezone.localdate():%Y-%m-%d}.pdf")
