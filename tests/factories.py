@@ -105,12 +105,12 @@ def make_labelled_dataset(
     return made
 
 
-def make_visit(owner, lesion: Lesion, taken_at, score: float | None = 0.2, top_class="nv", **fields) -> LesionImage:
+def make_visit(owner, lesion: Lesion, taken_at, score: float | None = 0.2, top_class="nv", batch=None, **fields):
     """A picture of ``lesion`` taken at ``taken_at`` whose latest prediction read ``score`` (None: still queued).
 
     ``fields`` go to the prediction (status, lesion_outline, model_version, explanation, is_out_of_distribution, ...).
     """
-    image = make_image(owner, lesion=lesion, taken_at=taken_at)
+    image = make_image(owner, lesion=lesion, taken_at=taken_at, batch=batch)
     if score is None:
         make_prediction(owner, image=image, status=fields.pop("status", "queued"), **fields)
         return image
