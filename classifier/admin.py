@@ -681,7 +681,8 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     fields = ["user", "role", "is_current", "created_at"]
-    readonly_fields = ["created_at"]
+    # Users switch clinics themselves; a new member works here if they worked nowhere (Clinic.add_member's rule).
+    readonly_fields = ["is_current", "created_at"]
     autocomplete_fields = ["user"]
 
 
@@ -691,6 +692,8 @@ class ClinicAdmin(AdminTables):
 
     list_display = ["name", "member_count", "created_at"]
     search_fields = ["name"]
+    fields = ["name", "created_at"]
+    readonly_fields = ["created_at"]
     inlines = [MembershipInline]
 
     def get_queryset(self, request):
@@ -699,6 +702,14 @@ class ClinicAdmin(AdminTables):
     @admin.display(description="Members", ordering="members")
     def member_count(self, clinic):
         return clinic.members
+
+    def save_formset(self, request, form, formset, change):
+        for membership in formset.save(commit=False):
+            if membership._state.adding:
+                membership.is_current = not Membership.objects.filter(user=membership.user, is_current=True).exists()
+            membership.save()
+        for membership in formset.deleted_objects:
+            membership.delete()
 
 
 @admin.register(AuditEvent)

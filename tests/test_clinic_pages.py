@@ -198,3 +198,37 @@ def test_switching_to_a_clinic_you_are_not_in_is_a_404(owner_web, other_clinic, 
 def test_a_user_of_one_clinic_sees_its_name_and_no_switcher(owner_web):
     page = owner_web.get("/history/").content.decode()
     assert "Clinic: <span data-clinic>Clinic A</span>" in page and 'id="clinic-switch"' not in page
+
+
+# --- Platform admins manage clinics in the Django admin
+
+
+def test_staff_make_a_clinic_and_give_it_a_manager_in_the_admin(admin_client, django_user_model):
+    nina = django_user_model.objects.create_user("nina", password="nina-password-1")
+
+    response = admin_client.post(
+        "/admin/classifier/clinic/add/",
+        {"name": "Dermatology, St Elsewhere", "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0",
+         "memberships-0-user": nina.pk, "memberships-0-role": "manager"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    membership = Membership.objects.get(user=nina)
+    assert (membership.clinic.name, membership.role, membership.is_current) == (
+        "Dermatology, St Elsewhere",
+        "manager",
+        True,
+    )
+    assert admin_client.get("/admin/classifier/clinic/").status_code == 200
+    # A second clinic for her: a member again, but she keeps working in the first.
+    admin_client.post(
+        "/admin/classifier/clinic/add/",
+        {"name": "Second clinic", "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0",
+         "memberships-0-user": nina.pk, "memberships-0-role": "clinician"},
+    )  # fmt: skip
+    assert list(Membership.objects.filter(user=nina, is_current=True)) == [membership]
+    assert Membership.objects.filter(user=nina).count() == 2
+
+
+def test_clinicians_do_not_reach_the_clinic_admin(owner_web):
+    assert owner_web.get("/admin/classifier/clinic/").status_code == 302

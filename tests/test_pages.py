@@ -273,6 +273,22 @@ def test_every_page_a_clinician_uses_labels_its_controls_and_has_landmarks(clien
     assert accessibility_problems(rejected) == []
 
 
+def test_the_clinic_pages_and_the_clinic_switcher_label_their_controls(client, manager, other_clinic, clinic):
+    other_clinic.add_member(manager, "clinician")  # two clinics: the header's switcher shows
+    prediction = make_prediction(manager, status="done", image=make_image(manager, clinic=clinic))
+    client.force_login(manager)
+
+    for url in [
+        "/clinic/members/",
+        "/clinic/audit/",
+        "/clinic/audit/?patient=nobody",
+        f"/predictions/{prediction.pk}/",
+    ]:
+        html = client.get(url).content.decode()
+        assert accessibility_problems(html) == [], url
+        assert 'id="clinic-switch"' in html, url
+
+
 def test_the_accessibility_check_catches_an_unlabelled_control():
     html = '<html lang="en"><a class="skip" href="#main"></a><main id="main"><input name="q" id="q"></main></html>'
     assert accessibility_problems(html) == ["unlabelled control {'name': 'q', 'id': 'q'}"]
