@@ -311,6 +311,10 @@ class LesionLabelForm(forms.Form):
     method = forms.ChoiceField(label="Confirmed by", choices=[("", "— choose —"), *METHOD_CHOICES])
     note = forms.CharField(label="Note on the diagnosis", required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "label-%s")  # beside the lesion's own form, whose note is id_note
+        super().__init__(*args, **kwargs)
+
 
 class VisitUploadForm(forms.Form):
     """The pictures of one visit of a lesion, from its row on the patient page or from the lesion page."""

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from classifier.models import LesionImage, Prediction
 from tests.conftest import media_files
-from tests.factories import make_batch, make_image, make_prediction
+from tests.factories import make_batch, make_image, make_lesion, make_patient, make_prediction
 from tests.images import upload
 
 pytestmark = pytest.mark.django_db
@@ -287,6 +287,38 @@ def test_the_clinic_pages_and_the_clinic_switcher_label_their_controls(client, m
         html = client.get(url).content.decode()
         assert accessibility_problems(html) == [], url
         assert 'id="clinic-switch"' in html, url
+
+
+def test_the_patient_and_lesion_pages_label_their_controls_and_have_landmarks(client, manager, clinic):
+    patient = make_patient(clinic, "MRN-1")
+    lesion = make_lesion(patient, site="back", side="left", label="L1", map_view="back", map_x=0.4, map_y=0.3)
+    make_lesion(patient, site="unknown", label="L2")  # not on the map: the list under it
+    for days, score in ((60, 0.2), (0, 0.7)):
+        picture = make_image(manager, lesion=lesion, taken_at=timezone.now() - datetime.timedelta(days=days))
+        make_prediction(manager, status="done", image=picture, malignant_probability=score, is_malignant=score > 0.5)
+    manager.is_staff = True  # an admin, so the lesion page has its diagnosis form too
+    manager.save()
+    client.force_login(manager)
+
+    responses = [client.get(url) for url in (
+        "/patients/", "/patients/?q=nobody", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/",
+        f"/lesions/{lesion.pk}/?a=1&b=2", f"/patients/{patient.pk}/export/", f"/patients/{patient.pk}/erase/",
+    )]  # fmt: skip
+    responses += [
+        client.post("/patients/", {"reference": ""}),
+        client.post(f"/patients/{patient.pk}/", {"reference": "", "skin_type": "VII"}),
+        client.post(f"/patients/{patient.pk}/lesions/", {"site": "hand", "side": "midline"}),
+        client.post(f"/lesions/{lesion.pk}/", {"site": ""}),
+        client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "xx"}),
+        client.post(f"/patients/{patient.pk}/erase/", {"confirm_reference": "no"}),
+    ]
+    for response in responses:
+        html = response.content.decode()
+        where = response.request["PATH_INFO"]
+        assert accessibility_problems(html) == [], where
+        assert '<nav aria-label="Main">' in html, where
+        ids = re.findall(r'\sid="([^"]+)"', html)
+        assert sorted({i for i in ids if ids.count(i) > 1}) == [], where
 
 
 def test_the_accessibility_check_catches_an_unlabelled_control():
