@@ -162,3 +162,33 @@ def test_a_keyboard_user_places_a_lesion_from_the_site_lists(page, live_server, 
     expected = default_point("chest", "right")
     assert (lesion.map_view, lesion.map_x, lesion.map_y) == (expected.view, expected.x, expected.y)
     assert page.locator('svg[data-view="front"]').get_by_role("link", name="L2, right chest: no reading").is_visible()
+
+
+# The elements that stick out past the screen's right edge, named in a failure (tag.class#id right-edge).
+OVERFLOWING = """() => { const w = document.documentElement.clientWidth; return Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > w + 1).slice(0, 12).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right)); }"""
+
+
+def test_the_patient_pages_fit_a_375_px_screen(chromium_browser, live_server, manager, clinic):
+    from tests.browser.conftest import has_horizontal_scroll, lesion_image
+    from tests.factories import make_lesion, make_prediction
+
+    patient = Patient.objects.create(clinic=clinic, reference="MRN-0000000000000000000000000000000000000000000042",
+                                     note="Atypical naevus syndrome; yearly full-body photography.")  # fmt: skip
+    lesion = make_lesion(patient, site="back", side="left", label="L1_left-scapula_irregular-border_seen-2026",
+                         map_view="back", map_x=0.4, map_y=0.3)  # fmt: skip
+    grid = [[0.2 * col for col in range(5)] for _ in range(5)]
+    for n, score in enumerate((0.2, 0.6)):
+        image = lesion_image(manager, n, lesion=lesion, taken_at=timezone.now() - dt.timedelta(days=90 * (1 - n)))
+        make_prediction(manager, image=image, status="done", top_class="mel", malignant_probability=score,
+                        is_malignant=score > 0.5, explanation={"method": "grad-cam", "grid": grid,
+                                                               "box": [0.125, 0, 0.875, 1]})  # fmt: skip
+    context = chromium_browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        log_in(page, live_server.url, "mary", "mary-password-1")
+        for url in ("/patients/", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/",
+                    f"/patients/{patient.pk}/export/", f"/patients/{patient.pk}/erase/"):  # fmt: skip
+            page.goto(f"{live_server.url}{url}")
+            assert not has_horizontal_scroll(page), (url, page.evaluate(OVERFLOWING))
+    finally:
+        context.close()
