@@ -165,7 +165,12 @@ def test_a_keyboard_user_places_a_lesion_from_the_site_lists(page, live_server, 
 
 
 # The elements that stick out past the screen's right edge, named in a failure (tag.class#id right-edge).
-OVERFLOWING = """() => { const w = document.documentElement.clientWidth; return Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > w + 1).slice(0, 12).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right)); }"""
+OVERFLOWING = """() => {
+    const edge = document.documentElement.clientWidth + 1;
+    return Array.from(document.querySelectorAll("body *"))
+        .filter((e) => e.getBoundingClientRect().right > edge).slice(0, 12)
+        .map((e) => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`);
+}"""
 
 
 def test_the_patient_pages_fit_a_375_px_screen(chromium_browser, live_server, manager, clinic):
