@@ -24,6 +24,7 @@ from classifier.models import (
     TrainingJob,
 )
 from classifier.patients import REFERENCE_MAX_LENGTH, clean_reference, validate_year_of_birth
+from classifier.records import compare_visits
 from classifier.uploads import taken_on
 from classifier.vocabulary import Side, SkinType
 from training.classes import CLASSES
@@ -547,12 +548,42 @@ class LesionSerializer(serializers.ModelSerializer):
         return data
 
 
+class ChangeFlagSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["score-rose", "top-class-changed", "area-changed"])
+    image = serializers.IntegerField(help_text="The visit the flag is raised at (an image id of the timeline).")
+    compared_with = serializers.IntegerField(help_text="The visit before it that it was compared with.")
+    sentence = serializers.CharField()
+
+
+class ChangeNoteSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["no-reading", "model-changed"])
+    image = serializers.IntegerField(help_text="The visit that was not compared.")
+    sentence = serializers.CharField()
+
+
+class ChangesSerializer(serializers.Serializer):
+    """Change flags between consecutive visits (classifier.lib.changes at CHANGE_SCORE_RISE and
+    CHANGE_AREA_FRACTION); visits without a reading, or read by another model version, are noted instead."""
+
+    flags = ChangeFlagSerializer(many=True)
+    notes = ChangeNoteSerializer(many=True)
+
+
 class LesionDetailSerializer(LesionSerializer):
     timeline = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField()
 
     class Meta(LesionSerializer.Meta):
-        fields = [*LesionSerializer.Meta.fields, "timeline"]
-        read_only_fields = [*LesionSerializer.Meta.read_only_fields, "timeline"]
+        fields = [*LesionSerializer.Meta.fields, "timeline", "changes"]
+        read_only_fields = [*LesionSerializer.Meta.read_only_fields, "timeline", "changes"]
+
+    @extend_schema_field(ChangesSerializer)
+    def get_changes(self, lesion: Lesion) -> dict:
+        found = compare_visits(lesion.timeline())
+        flags = [{"kind": flag.kind, "image": flag.after.key, "compared_with": flag.before.key,
+                  "sentence": flag.sentence} for flag in found.flags]  # fmt: skip
+        notes = [{"kind": note.kind, "image": note.visit.key, "sentence": note.sentence} for note in found.notes]
+        return {"flags": flags, "notes": notes}
 
     @extend_schema_field(ImageSerializer(many=True))
     def get_timeline(self, lesion: Lesion) -> list[dict]:
