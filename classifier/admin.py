@@ -189,6 +189,12 @@ class LesionImageAdmin(AdminTables):
                 image.set_label(*label, by=request.user)
                 audit(request, Action.LABELLED, image.lesion or image, detail={"diagnosis": label[0]})
             return
+        if labelled and image.lesion_id is not None and not image.diagnosis:
+            # A label taken off an image of a lesion is taken off the lesion: its images never disagree.
+            with transaction.atomic():
+                super().save_model(request, image, form, change)
+                image.lesion.remove_label()
+            return
         if labelled:
             image.labelled_by, image.labelled_at = request.user, timezone.now()
         super().save_model(request, image, form, change)

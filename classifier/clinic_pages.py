@@ -54,7 +54,10 @@ def members(request):
             else:
                 status = 400
         elif change in ("role", "remove"):
-            membership = get_object_or_404(Membership.objects.filter(clinic=clinic), pk=request.POST.get("membership"))
+            chosen = request.POST.get("membership", "")
+            if not chosen.isdigit():
+                raise Http404("No such member.")
+            membership = get_object_or_404(Membership.objects.filter(clinic=clinic).select_related("user"), pk=chosen)
             if change == "remove":
                 status = _apply(request, membership.remove, "removed", membership)
             else:

@@ -327,7 +327,7 @@ class PredictionQuerySet(models.QuerySet):
         """Predictions on the clinic's images, with what their pages show."""
         if clinic is None:
             return self.none()
-        return self.select_related("image__lesion", "model_version").filter(image__clinic=clinic)
+        return self.select_related("image__lesion__patient", "model_version").filter(image__clinic=clinic)
 
     def queue_for(self, images: list[LesionImage], version: ModelVersion | None) -> list[Prediction]:
         """A queued prediction for each image, made the images' latest; sent to the workers after commit.

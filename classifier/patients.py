@@ -204,6 +204,14 @@ class Lesion(models.Model):
             self.save(update_fields=["diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"])
             return self.images.update(**self.label_fields)
 
+    def remove_label(self) -> int:
+        """Take a wrong confirmed diagnosis off the lesion and all its images; returns how many images."""
+        with transaction.atomic():
+            self.diagnosis = self.diagnosis_method = self.diagnosis_note = ""
+            self.labelled_by, self.labelled_at = None, None
+            self.save(update_fields=["diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"])
+            return self.images.update(**self.label_fields)
+
     def timeline(self):
         """The lesion's images by the date they were taken, oldest first, each with its latest reading."""
         return self.images.select_related("latest_prediction__model_version").order_by("taken_at", "id")

@@ -116,6 +116,7 @@ def test_a_manager_cannot_touch_another_clinics_memberships(manager_web, outside
     theirs = Membership.objects.get(user=outsider)
 
     assert manager_web.post("/clinic/members/", {"change": "remove", "membership": theirs.pk}).status_code == 404
+    assert manager_web.post("/clinic/members/", {"change": "remove", "membership": "x"}).status_code == 404
     assert Membership.objects.filter(pk=theirs.pk).exists()
 
 

@@ -78,6 +78,24 @@ def test_the_admins_change_form_labels_the_lesion_of_an_image(admin_client, owne
     assert (lesion.diagnosis, lesion.diagnosis_note) == ("nv", "stable 2 years")
 
 
+def test_taking_the_label_off_an_image_of_a_lesion_in_the_admin_takes_it_off_the_lesion(
+    admin_client, admin_user, owner, lesion
+):
+    image, sibling = make_image(owner, lesion=lesion), make_image(owner, lesion=lesion)
+    lesion.set_label("mel", "histo", "", admin_user)
+
+    response = admin_client.post(
+        f"/admin/classifier/lesionimage/{image.pk}/change/",
+        {"age": "", "sex": "", "site": "", "source_lesion_id": "", "diagnosis": "", "diagnosis_method": "",
+         "diagnosis_note": "", "clinician_note": "", "predictions-TOTAL_FORMS": "0", "predictions-INITIAL_FORMS": "0"},
+    )  # fmt: skip
+
+    assert response.status_code == 302
+    assert labels([image, sibling]) == [("", "")] * 2
+    lesion.refresh_from_db()
+    assert (lesion.diagnosis, lesion.labelled_by) == ("", None)
+
+
 def test_retraining_counts_every_picture_of_a_confirmed_lesion(admin_user, owner, lesion):
     images = [make_image(owner, lesion=lesion) for _ in range(4)]
     images[0].set_label("df", "histo", "", admin_user)
