@@ -113,10 +113,10 @@ def make_visit(owner, lesion: Lesion, taken_at, score: float | None = 0.2, top_c
     image = make_image(owner, lesion=lesion, taken_at=taken_at, batch=batch)
     if score is None:
         make_prediction(owner, image=image, status=fields.pop("status", "queued"), **fields)
-        return image
-    fields.setdefault("malignant_probability", score)
-    fields.setdefault("is_malignant", score >= 0.5)
-    fields.setdefault("malignant_threshold", 0.5)
-    make_prediction(owner, image=image, status=fields.pop("status", "done"), top_class=top_class, **fields)
-    image.refresh_from_db()
+    else:
+        fields.setdefault("malignant_probability", score)
+        fields.setdefault("is_malignant", score >= 0.5)
+        fields.setdefault("malignant_threshold", 0.5)
+        make_prediction(owner, image=image, status=fields.pop("status", "done"), top_class=top_class, **fields)
+    image.refresh_from_db()  # its latest_prediction link, which the prediction's save set
     return image

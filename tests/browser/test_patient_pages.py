@@ -197,3 +197,26 @@ def test_the_patient_pages_fit_a_375_px_screen(chromium_browser, live_server, ma
             assert not has_horizontal_scroll(page), (url, page.evaluate(OVERFLOWING))
     finally:
         context.close()
+
+
+def test_the_page_says_when_pending_readings_arrive_and_shows_them(page, live_server, owner, clinic):
+    from tests.factories import make_lesion, make_visit
+
+    patient = Patient.objects.create(clinic=clinic, reference="MRN-8")
+    lesion = make_lesion(patient, site="back", side="left", label="L1", map_view="back", map_x=0.4, map_y=0.3)
+    image = make_visit(owner, lesion, timezone.now(), score=None)
+    log_in(page, live_server.url, "alice", "alice-password-1")
+    page.goto(f"{live_server.url}/patients/{patient.pk}/")
+    status = page.locator("[data-readings-status]")
+    assert "Waiting for 1 reading from the model" in status.inner_text()
+
+    # The worker's part, done by hand: this test is about the page, not the model.
+    probabilities = {code: 0.05 for code in ("akiec", "bcc", "bkl", "df", "nv", "vasc")} | {"mel": 0.7}
+    Prediction.objects.filter(pk=image.latest_prediction_id).update(
+        status="done", top_class="mel", top_probability=0.7, probabilities=probabilities,
+        malignant_probability=0.8, is_malignant=True, finished_at=timezone.now(),
+    )  # fmt: skip
+    page.get_by_role("button", name="Show the new readings").click()
+
+    page.locator(".lesion-state", has_text="⚠ Suspicious · Melanoma, 70 %").wait_for()
+    assert page.locator('svg[data-view="back"]').get_by_role("link", name="L1: suspicious for malignancy").is_visible()
