@@ -384,3 +384,15 @@ def test_a_clinician_cannot_label_a_lesion(owner_web, lesion):
     assert owner_web.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}).status_code == 404
     lesion.refresh_from_db()
     assert lesion.diagnosis == ""
+
+
+def test_a_user_in_no_clinic_sees_no_patients_and_cannot_add_one(client, django_user_model, patient):
+    loner = django_user_model.objects.create_user("lou", password="lou-password-1")
+    client.force_login(loner)
+
+    assert "MRN-0042" not in client.get("/patients/").content.decode()
+    response = client.post("/patients/", {"reference": "MRN-9"})
+
+    assert response.status_code == 400 and "not a member of any clinic" in response.content.decode()
+    assert client.get(f"/patients/{patient.pk}/").status_code == 404
+    assert not Patient.objects.filter(reference="MRN-9").exists()
