@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -63,10 +63,8 @@ def patients(request):
     form, status = PatientForm(clinic=clinic), 200
     if request.method == "POST":
         form = PatientForm(request.POST, instance=Patient(clinic=clinic, created_by=request.user), clinic=clinic)
-        if clinic is not None and form.is_valid():
-            with transaction.atomic():
-                patient = form.save()
-                audit(request, Action.CREATED_PATIENT, patient)
+        patient = _save_patient(request, form, Action.CREATED_PATIENT) if clinic and form.is_valid() else None
+        if patient is not None:
             messages.success(request, f"Patient {patient.reference} was added: place their lesions on the map.")
             return redirect("classifier:patient", patient.pk)
         if clinic is None:
@@ -77,6 +75,19 @@ def patients(request):
     page = Paginator(records.clinic_patients(clinic, search), PATIENTS_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "rows": records.patient_rows(page.object_list), "search": search, "form": form}
     return render(request, "classifier/patients.html", context, status=status)
+
+
+def _save_patient(request, form: PatientForm, action: str, detail: dict | None = None) -> Patient | None:
+    """Save the patient and audit it, both or neither. None when another request took the reference
+    meanwhile (after the form checked it): the form then says so, as for a reference it caught itself."""
+    try:
+        with transaction.atomic():
+            patient = form.save()
+            audit(request, action, patient, detail=detail)
+    except IntegrityError:
+        form.add_error("reference", "The clinic already has a patient with this reference.")
+        return None
+    return patient
 
 
 def _patient_page(request, patient: Patient, *, status: int = 200, **forms):
@@ -103,10 +114,8 @@ def patient_detail(request, pk: int):
     patient = _clinic_patient(request, pk)
     if request.method == "POST":
         form = PatientForm(request.POST, instance=patient, clinic=patient.clinic)
-        if form.is_valid():
-            with transaction.atomic():
-                form.save()
-                audit(request, Action.CHANGED_PATIENT, patient, detail={"fields": sorted(form.changed_data)})
+        changed = {"fields": sorted(form.changed_data)}
+        if form.is_valid() and _save_patient(request, form, Action.CHANGED_PATIENT, changed):
             messages.success(request, "The patient's details were saved.")
             return redirect("classifier:patient", patient.pk)
         patient.refresh_from_db()  # the page shows what is stored, the form what was typed

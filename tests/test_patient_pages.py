@@ -396,3 +396,18 @@ def test_a_user_in_no_clinic_sees_no_patients_and_cannot_add_one(client, django_
     assert response.status_code == 400 and "not a member of any clinic" in response.content.decode()
     assert client.get(f"/patients/{patient.pk}/").status_code == 404
     assert not Patient.objects.filter(reference="MRN-9").exists()
+
+
+def test_a_reference_taken_by_another_request_meanwhile_is_the_forms_error(owner_web, clinic, monkeypatch):
+    from classifier.forms import PatientForm
+
+    # The other request saves its patient after this form checked the reference, before this one saves.
+    monkeypatch.setattr(PatientForm, "clean_reference", lambda form: form.cleaned_data["reference"])
+    make_patient(clinic, "MRN-5")
+
+    response = owner_web.post("/patients/", {"reference": "MRN-5"})
+
+    assert response.status_code == 400
+    assert "Reference</a>: The clinic already has a patient with this reference." in response.content.decode()
+    assert Patient.objects.filter(reference="MRN-5").count() == 1
+    assert not AuditEvent.objects.filter(action="created_patient").exists()
