@@ -5,6 +5,7 @@ audit event each request writes."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from django.utils import timezone
@@ -411,3 +412,18 @@ def test_a_reference_taken_by_another_request_meanwhile_is_the_forms_error(owner
     assert "Reference</a>: The clinic already has a patient with this reference." in response.content.decode()
     assert Patient.objects.filter(reference="MRN-5").count() == 1
     assert not AuditEvent.objects.filter(action="created_patient").exists()
+
+
+def test_the_demo_patient_opens_on_every_page(client):
+    from django.core.management import call_command
+
+    call_command("create_demo_users", stdout=io.StringIO())
+    patient = Patient.objects.get(reference="DEMO-001")
+    lesion = patient.lesions.get()
+    client.login(username="manager", password="lesionsite-manager")
+
+    urls = ["/patients/", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/", f"/patients/{patient.pk}/report.pdf",
+            f"/lesions/{lesion.pk}/report.pdf", f"/patients/{patient.pk}/export/"]  # fmt: skip
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert client.get(f"/lesions/{lesion.pk}/").content.decode().count("data-pending-prediction=") == 3
