@@ -91,17 +91,17 @@ def _save_patient(request, form: PatientForm, action: str, detail: dict | None =
 
 
 def _patient_page(request, patient: Patient, *, status: int = 200, **forms):
-    lesions = records.patient_lesions(patient)
+    shown = records.patient_page(patient)
     membership = current_membership(request)
     context = {
         "patient": patient,
-        "lesions": lesions,
-        "bodymap": records.body_map(lesions),
+        "lesions": shown.lesions,
+        "bodymap": shown.bodymap,
         "placing": True,
         "patient_form": forms.get("patient_form") or PatientForm(instance=patient, clinic=patient.clinic),
         "lesion_form": forms.get("lesion_form") or LesionPlaceForm(),
         # One upload form per lesion, each with its own ids so every label finds its control.
-        "lesion_rows": [(record, VisitUploadForm(auto_id=f"visit-{record.lesion.pk}-%s")) for record in lesions],
+        "lesion_rows": [(record, VisitUploadForm(auto_id=f"visit-{record.lesion.pk}-%s")) for record in shown.lesions],
         "is_manager": membership is not None and membership.is_manager,
     }
     return render(request, "classifier/patient.html", context, status=status)
@@ -254,15 +254,14 @@ def patient_erase(request, pk: int):
 
 
 def _lesion_page(request, lesion: Lesion, *, status: int = 200, form=None, label_form=None):
-    record = records.lesion_record(lesion)
-    compared = records.comparison(record, request.GET.get("a"), request.GET.get("b"))
+    shown = records.lesion_page(lesion, request.GET.get("a"), request.GET.get("b"))
     context = {
         "lesion": lesion,
         "patient": lesion.patient,
-        "record": record,
-        "chart": records.score_chart_svg(record),
-        "comparison": compared,
-        "pictures": compared.pictures if compared else (),
+        "record": shown.record,
+        "chart": shown.chart,
+        "comparison": shown.comparison,
+        "pictures": shown.comparison.pictures if shown.comparison else (),
         "form": form or LesionForm(instance=lesion),
         "label_form": label_form or (LesionLabelForm() if request.user.is_staff else None),
         "visit_form": VisitUploadForm(),

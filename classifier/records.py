@@ -343,6 +343,34 @@ def _compared_picture(visit: VisitRow, label: str) -> dict:
     }
 
 
+# --- What the two pages show --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    lesions: list[LesionRecord]
+    bodymap: bodymap.BodyMap
+
+
+def patient_page(patient: Patient) -> PatientPage:
+    """The patient page's lesions (each with its visits) and its body map: two queries."""
+    lesions = patient_lesions(patient)
+    return PatientPage(lesions, body_map(lesions))
+
+
+@dataclass(frozen=True)
+class LesionPage:
+    record: LesionRecord
+    chart: str  # the score chart's SVG
+    comparison: Comparison | None
+
+
+def lesion_page(lesion: Lesion, a=None, b=None) -> LesionPage:
+    """The lesion page's timeline, chart and the comparison of visits ``a`` and ``b`` (image ids; see comparison)."""
+    record = lesion_record(lesion)
+    return LesionPage(record, score_chart_svg(record), comparison(record, a, b))
+
+
 # --- The PDF reports ---------------------------------------------------------------------
 
 
