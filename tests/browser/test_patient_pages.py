@@ -113,6 +113,11 @@ def test_a_clinician_follows_a_lesion_from_the_body_map_to_the_pdf(
     assert visits.nth(1).locator('[data-flag="score-rose"]').is_visible()
     assert not visits.nth(0).locator("[data-flag]").count()
     assert page.locator("svg.score-chart").is_visible()
+    # The legend's entries are spaced for its own 11 px text: the page's stylesheets must not enlarge it.
+    legend = page.evaluate("""Array.from(document.querySelectorAll("svg.score-chart .legend text")).map((text) =>
+        [text.getBBox().x, text.getBBox().x + text.getBBox().width, getComputedStyle(text).fontSize])""")
+    assert [size for _, _, size in legend] == ["11px", "11px"], legend  # the version, and "flagged as suspicious"
+    assert legend[0][1] < legend[1][0], legend  # side by side, not one over the other
     element_screenshot(page.locator("main section").filter(has=page.locator("#timeline-heading")), "lesion-timeline")
 
     # Side by side: zoom the earlier picture, the later one follows.
