@@ -51,6 +51,7 @@ def posts(patient, lesion) -> list[tuple[str, dict]]:
         (f"/patients/{patient.pk}/lesions/", {"site": "face"}),
         (f"/lesions/{lesion.pk}/", {"site": "face", "status": "monitored"}),
         (f"/lesions/{lesion.pk}/visits/", {"files": [upload("visit.png", seed=5)]}),
+        (f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}),
     ]
 
 
@@ -378,6 +379,14 @@ def test_an_admin_labels_the_lesion_and_so_every_picture_of_it(client, admin_use
     assert set(lesion.images.values_list("diagnosis", flat=True)) == {"mel"}
     event = AuditEvent.objects.latest("id")
     assert (event.action, event.object_type, event.detail) == ("labelled", "lesion", {"diagnosis": "mel", "images": 2})
+
+
+def test_an_admin_of_another_clinic_cannot_label_the_clinics_lesion(client, admin_user, other_clinic, lesion):
+    other_clinic.add_member(admin_user, "clinician")
+    client.force_login(admin_user)
+    assert client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}).status_code == 404
+    lesion.refresh_from_db()
+    assert lesion.diagnosis == ""
 
 
 def test_a_clinician_cannot_label_a_lesion(owner_web, lesion):
