@@ -86,7 +86,7 @@ def prepare(model_dir: Path, workdir: Path, litert: bool = True) -> BenchEnviron
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
 
-    from classifier.models import ModelVersion
+    from classifier.models import Clinic, ModelVersion
     from lesionsite.celery import app
 
     call_command("migrate", verbosity=0)  # registers MODEL_ROOT's version and activates it
@@ -95,6 +95,7 @@ def prepare(model_dir: Path, workdir: Path, litert: bool = True) -> BenchEnviron
     if version is None:
         raise RuntimeError(f"The model version in {version_dir} was not registered; is its card valid?")
     user = get_user_model().objects.create_user(*BENCH_USER)
+    Clinic.objects.create(name="Bench clinic").add_member(user, "manager")  # uploads go into a clinic
     token = Token.objects.create(user=user).key
     with app.connection_for_write() as conn:  # drop what an interrupted run left in the queue
         conn.default_channel.queue_purge("inference")

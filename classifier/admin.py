@@ -1,10 +1,13 @@
-"""The admin side: labelling images (one by one, in bulk, from a queue) and model versions."""
+"""The admin side: labelling images (one by one, in bulk, from a queue), model versions, clinics and
+their members, and the audit log (read-only)."""
 
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -12,16 +15,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from classifier.audit import Action, AuditEvent, audit, audit_many
+from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
 from classifier.lib.intervals import card_intervals
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
     ActivationNeedsConfirmation,
+    Clinic,
     JobConflict,
     LesionImage,
     LesionImageQuerySet,
+    Membership,
     ModelActivation,
     ModelVersion,
     Prediction,
@@ -30,6 +37,7 @@ from classifier.models import (
     UploadBatch,
 )
 from classifier.training_data import PART_NAMES, PARTS, labelled_counts, minimum_per_class
+from classifier.views import open_stored_image, open_thumbnail, private_file
 from training.classes import CLASSES, FULL_NAMES
 
 
@@ -87,14 +95,30 @@ class PredictionInline(admin.TabularInline):
 
 
 class LesionImageAdmin(AdminTables):
-    list_display = ["thumbnail", "__str__", "owner", "predicted", "label_status", "created_at"]
+    list_display = ["thumbnail", "__str__", "clinic", "owner", "predicted", "label_status", "created_at"]
     list_filter = ["diagnosis", "diagnosis_method", "created_at"]
-    search_fields = ["original_filename", "sha256", "owner__username", "lesion_id"]
-    readonly_fields = ["preview", "owner", "sha256", "source_format", "width", "height", "created_at",
-                       "labelled_by", "labelled_at"]  # fmt: skip
+    search_fields = ["original_filename", "sha256", "owner__username", "source_lesion_id"]
+    readonly_fields = ["preview", "clinic", "lesion", "owner", "sha256", "source_format", "width", "height",
+                       "created_at", "taken_at", "labelled_by", "labelled_at"]  # fmt: skip
     fieldsets = [
-        (None, {"fields": ["preview", "owner", "created_at", "width", "height", "source_format", "sha256"]}),
-        ("Clinical details", {"fields": ["age", "sex", "site", "lesion_id"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "preview",
+                    "clinic",
+                    "lesion",
+                    "owner",
+                    "created_at",
+                    "taken_at",
+                    "width",
+                    "height",
+                    "source_format",
+                    "sha256",
+                ]
+            },
+        ),  # fmt: skip
+        ("Clinical details", {"fields": ["age", "sex", "site", "source_lesion_id"]}),
         (
             "Confirmed diagnosis",
             {"fields": ["diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"]},
@@ -105,16 +129,40 @@ class LesionImageAdmin(AdminTables):
     list_per_page = 50
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner", "latest_prediction")
+        return super().get_queryset(request).select_related("owner", "clinic", "latest_prediction")
+
+    # The admin serves the pictures itself: the site's image URLs answer only members of the image's
+    # clinic, and labelling needs every clinic's. Each file served is audited as on the site.
+    def get_urls(self):
+        file = self.admin_site.admin_view(require_GET(self.file_view))
+        thumbnail = self.admin_site.admin_view(require_GET(self.thumbnail_view))
+        name = f"{self.opts.app_label}_{self.opts.model_name}"  # the labelling queue has its own
+        return [
+            path("<int:pk>/file/", file, name=f"{name}_file"),
+            path("<int:pk>/thumbnail/", thumbnail, name=f"{name}_thumbnail"),
+            *super().get_urls(),
+        ]
+
+    def file_view(self, request, pk: int):
+        image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
+        handle = open_stored_image(image)
+        audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "image", "admin": True})
+        return private_file(handle, "image/png")
+
+    def thumbnail_view(self, request, pk: int):
+        image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
+        handle = open_thumbnail(image)
+        audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "thumbnail", "admin": True})
+        return private_file(handle, THUMBNAIL_CONTENT_TYPE)
 
     @admin.display(description="Image")
     def thumbnail(self, image):
-        url = reverse("classifier:image-thumbnail", args=[image.pk])
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_thumbnail", args=[image.pk])
         return format_html('<img src="{}" alt="" style="height:48px;border-radius:3px" loading="lazy">', url)
 
     @admin.display(description="Image")
     def preview(self, image):
-        url = reverse("classifier:image-file", args=[image.pk])
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_file", args=[image.pk])
         return format_html('<img src="{}" alt="" style="max-width:320px">', url)
 
     @admin.display(description="Model says", ordering="latest_prediction__top_probability")
@@ -131,8 +179,23 @@ class LesionImageAdmin(AdminTables):
         return f"{image.diagnosis} ({image.get_diagnosis_method_display()})"
 
     def save_model(self, request, image, form, change):
-        # Whoever changes the diagnosis is recorded as its labeller.
-        if "diagnosis" in form.changed_data or "diagnosis_method" in form.changed_data:
+        labelled = {"diagnosis", "diagnosis_method", "diagnosis_note"} & set(form.changed_data)
+        if labelled and image.diagnosis and image.diagnosis_method:
+            # Through the model's rule: an image of a lesion labels the lesion and all its images;
+            # whoever changes the diagnosis is recorded as its labeller.
+            label = (image.diagnosis, image.diagnosis_method, image.diagnosis_note)
+            with transaction.atomic():
+                super().save_model(request, image, form, change)
+                image.set_label(*label, by=request.user)
+                audit(request, Action.LABELLED, image.lesion or image, detail={"diagnosis": label[0]})
+            return
+        if labelled and image.lesion_id is not None and not image.diagnosis:
+            # A label taken off an image of a lesion is taken off the lesion: its images never disagree.
+            with transaction.atomic():
+                super().save_model(request, image, form, change)
+                image.lesion.remove_label()
+            return
+        if labelled:
             image.labelled_by, image.labelled_at = request.user, timezone.now()
         super().save_model(request, image, form, change)
 
@@ -140,12 +203,15 @@ class LesionImageAdmin(AdminTables):
     def label_selected(self, request, queryset):
         form = LabelForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            count = LesionImage.objects.filter(pk__in=queryset.values("pk")).label(
-                form.cleaned_data["diagnosis"],
-                form.cleaned_data["method"],
-                form.cleaned_data["note"],
-                request.user,
-            )
+            chosen = LesionImage.objects.filter(pk__in=queryset.values("pk")).select_related("lesion")
+            with transaction.atomic():
+                count = chosen.label(
+                    form.cleaned_data["diagnosis"],
+                    form.cleaned_data["method"],
+                    form.cleaned_data["note"],
+                    request.user,
+                )
+                audit_many(request, Action.LABELLED, list(chosen), detail={"diagnosis": form.cleaned_data["diagnosis"]})
             self.message_user(request, f"Labelled {count} images.", messages.SUCCESS)
             return None
         count = queryset.count()
@@ -169,7 +235,7 @@ class LabellingQueueAdmin(LesionImageAdmin):
     list_filter = ["created_at"]
 
     def get_queryset(self, request):
-        return UnlabelledImage.objects.select_related("owner").labelling_queue()
+        return UnlabelledImage.objects.select_related("owner", "clinic").labelling_queue()
 
     def get_ordering(self, request):
         # The changelist replaces a queryset's order with this one (the model's
@@ -615,4 +681,63 @@ class PredictionAdmin(AdminTables):
 
 
 admin.site.register(UploadBatch)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    fields = ["user", "role", "is_current", "created_at"]
+    # Users switch clinics themselves; a new member works here if they worked nowhere (Clinic.add_member's rule).
+    readonly_fields = ["is_current", "created_at"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Clinic)
+class ClinicAdmin(AdminTables):
+    """Platform admins make clinics and give them members; a clinic's managers then run its member list."""
+
+    list_display = ["name", "member_count", "created_at"]
+    search_fields = ["name"]
+    fields = ["name", "created_at"]
+    readonly_fields = ["created_at"]
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(members=Count("memberships"))
+
+    @admin.display(description="Members", ordering="members")
+    def member_count(self, clinic):
+        return clinic.members
+
+    def save_formset(self, request, form, formset, change):
+        for membership in formset.save(commit=False):
+            if membership._state.adding:
+                membership.is_current = not Membership.objects.filter(user=membership.user, is_current=True).exists()
+            membership.save()
+        for membership in formset.deleted_objects:
+            membership.delete()
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AdminTables):
+    """The audit log, read-only: nobody adds, changes or deletes an event here."""
+
+    list_display = ["at", "username", "clinic", "action", "object_repr", "patient_id", "address"]
+    list_filter = ["action", "at"]
+    search_fields = ["username", "object_repr"]
+    fields = ["at", "user", "username", "clinic", "action", "object_type", "object_id", "object_repr", "patient_id",
+              "address", "detail"]  # fmt: skip
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 admin.site.site_header = "lesionsite administration"

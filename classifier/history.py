@@ -1,4 +1,4 @@
-"""A clinician's history: their images with the latest prediction, searched, filtered, sorted, exported."""
+"""A clinic's history: its images with the latest prediction, searched, filtered, sorted, exported."""
 
 from __future__ import annotations
 
@@ -54,13 +54,13 @@ def annotate_latest_prediction(images: QuerySet[LesionImage]) -> QuerySet[Lesion
     return images.select_related("latest_prediction__model_version").annotate(**annotations)
 
 
-def own_images(user) -> QuerySet[LesionImage]:
-    """The user's own images, each annotated with its latest prediction.
+def clinic_images(clinic) -> QuerySet[LesionImage]:
+    """The clinic's images, whoever uploaded them, each with its latest prediction, patient and lesion.
 
-    Admins too see only their own here: history is a clinician's record of their
-    uploads, not the whole site's (the admin lists everything).
+    Admins too see only their current clinic's here (the Django admin lists everything).
     """
-    return annotate_latest_prediction(LesionImage.objects.filter(owner=user))
+    images = LesionImage.objects.in_clinic(clinic).select_related("lesion__patient")
+    return annotate_latest_prediction(images)
 
 
 def has_reading(reading: str = "prediction_") -> Q:
@@ -76,9 +76,16 @@ def has_reading(reading: str = "prediction_") -> Q:
 
 
 def apply_filters(images: QuerySet[LesionImage], wanted: dict[str, Any]) -> QuerySet[LesionImage]:
-    """Narrow and order `own_images()` by a HistoryFilterForm's cleaned data."""
+    """Narrow and order `clinic_images()` by a HistoryFilterForm's cleaned data."""
     if wanted.get("q"):
-        images = images.filter(Q(original_filename__icontains=wanted["q"]) | Q(clinician_note__icontains=wanted["q"]))
+        text = wanted["q"]
+        images = images.filter(
+            Q(original_filename__icontains=text)
+            | Q(clinician_note__icontains=text)
+            | Q(lesion__patient__reference__icontains=text)
+        )
+    if wanted.get("patient"):
+        images = images.filter(lesion__patient=wanted["patient"])
     if wanted.get("top_class"):
         images = images.filter(has_reading(), prediction_top_class=wanted["top_class"])
     if wanted.get("malignant") in ("yes", "no"):
@@ -99,6 +106,10 @@ CSV_COLUMNS = [
     "image_id",
     "file_name",
     "uploaded_at",
+    "taken_at",
+    "patient",
+    "lesion_id",
+    "lesion",
     "age",
     "sex",
     "site",
@@ -142,6 +153,10 @@ def csv_row(image: LesionImage) -> list[Any]:
         image.pk,
         image.original_filename,
         image.created_at.isoformat(),
+        image.taken_at.isoformat(),
+        image.lesion.patient.reference if image.lesion else "",
+        image.lesion_id or "",
+        str(image.lesion) if image.lesion else "",
         "" if image.age is None else image.age,
         image.sex,
         image.site,

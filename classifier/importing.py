@@ -1,9 +1,17 @@
-"""Importing a labelled dataset (a folder of images and a HAM10000-style metadata CSV)."""
+"""Importing a labelled dataset (a folder of images and a HAM10000-style metadata CSV) into a clinic.
+
+With ``as_patients``, the images of each dataset lesion (HAM10000's ``lesion_id``) become
+the pictures of one lesion of one patient, so lesion timelines can be tried on real
+multi-image lesions: one patient per lesion (the dataset does not say which lesions share
+a patient), referenced by the lesion id, the lesion at the row's ``localization``,
+labelled with the row's diagnosis. The dataset has no dates: the pictures are taken when
+they are imported.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -13,21 +21,30 @@ from django.db import transaction
 from django.utils import timezone
 
 from classifier.lib.imaging import ImageRejected, clean_upload
-from classifier.models import CLASS_CHOICES, METHOD_CHOICES, SEX_CHOICES, SITE_CHOICES, LesionImage, image_upload_path
+from classifier.models import (
+    CLASS_CHOICES,
+    METHOD_CHOICES,
+    SEX_CHOICES,
+    SITE_CHOICES,
+    Clinic,
+    Lesion,
+    LesionImage,
+    Patient,
+    image_upload_path,
+)
 from classifier.uploads import upload_limits
 
 REQUIRED_COLUMNS = {"image_id", "dx"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMPORT_NOTE = "Imported from a labelled dataset."
 
 
 @dataclass
 class ImportReport:
     created: int = 0
     already_present: int = 0
-    rejected: list[str] | None = None
-
-    def __post_init__(self):
-        self.rejected = self.rejected or []
+    rejected: list[str] = field(default_factory=list)
+    patients_created: int = 0
 
 
 def read_labelled_metadata(csv_path: Path) -> pd.DataFrame:
@@ -53,15 +70,21 @@ def import_labelled_images(
     images_dir: Path,
     metadata: pd.DataFrame,
     owner,
+    clinic: Clinic,
+    *,
+    as_patients: bool = False,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportReport:
-    """Store each listed image as a labelled image of ``owner``; skip ones already there (by SHA-256).
+    """Store each listed image as a labelled image of ``clinic``, uploaded by ``owner``; skip ones
+    the clinic already holds (by SHA-256). ``as_patients``: each dataset lesion becomes a patient
+    with that lesion, holding its images.
 
     Each image is stored in its own transaction, so an interrupted import keeps
     what it finished and a re-run picks up where it stopped.
     """
     report = ImportReport()
-    known = set(LesionImage.objects.filter(owner=owner).values_list("sha256", flat=True))
+    known = set(LesionImage.objects.filter(clinic=clinic).values_list("sha256", flat=True))
+    lesions = _Lesions(clinic, report) if as_patients else None
     limits = upload_limits()
     total = len(metadata)
     for done, row in enumerate(_rows(metadata), start=1):
@@ -77,7 +100,7 @@ def import_labelled_images(
                 if clean.sha256 in known:
                     report.already_present += 1
                 else:
-                    _store(owner, path.name, clean, row)
+                    _store(owner, clinic, path.name, clean, row, lesions)
                     known.add(clean.sha256)
                     report.created += 1
         progress(done, total)
@@ -89,27 +112,79 @@ def _rows(metadata: pd.DataFrame) -> Iterator[dict]:
         yield {key: (None if pd.isna(value) else value) for key, value in record.items()}
 
 
-def _store(owner, filename: str, clean, row: dict) -> None:
+def _label(row: dict) -> dict:
+    return {
+        "diagnosis": row["dx"],
+        "diagnosis_method": row.get("dx_type") if row.get("dx_type") in dict(METHOD_CHOICES) else "",
+        "diagnosis_note": IMPORT_NOTE,
+        "labelled_at": timezone.now(),
+    }
+
+
+def _sex(row: dict) -> str:
+    return row.get("sex") if row.get("sex") in dict(SEX_CHOICES) else ""
+
+
+def _site(row: dict) -> str:
+    return row.get("localization") if row.get("localization") in dict(SITE_CHOICES) else ""
+
+
+class _Lesions:
+    """The clinic's patient and lesion for each dataset lesion id, made on first use and remembered."""
+
+    def __init__(self, clinic: Clinic, report: ImportReport):
+        self.clinic, self.report, self.known = clinic, report, {}
+
+    def for_row(self, row: dict) -> Lesion | None:
+        source = row.get("lesion_id") or ""
+        if not source:
+            return None  # an image of no known lesion stays a one-off
+        if source not in self.known:
+            patient, created = Patient.objects.get_or_create(
+                clinic=self.clinic, reference=source, defaults={"sex": _sex(row), "note": IMPORT_NOTE}
+            )
+            self.report.patients_created += created
+            lesion = patient.lesions.first()
+            if lesion is None:
+                lesion = Lesion.objects.create(
+                    patient=patient, label=source, site=_site(row) or "unknown", note=IMPORT_NOTE, **_label(row)
+                )
+            lesion.patient = patient
+            self.known[source] = lesion
+        return self.known[source]
+
+    def forget(self, row: dict) -> None:
+        self.known.pop(row.get("lesion_id") or "", None)
+
+
+def _store(owner, clinic: Clinic, filename: str, clean, row: dict, lesions: _Lesions | None) -> None:
+    now = timezone.now()
     image = LesionImage(
         owner=owner,
+        clinic=clinic,
+        created_at=now,
+        taken_at=now,
         sha256=clean.sha256,
         original_filename=filename,
         source_format=clean.source_format,
         width=clean.width,
         height=clean.height,
-        lesion_id=row.get("lesion_id") or "",
+        source_lesion_id=row.get("lesion_id") or "",
         age=int(row["age"]) if row.get("age") is not None else None,
-        sex=row.get("sex") if row.get("sex") in dict(SEX_CHOICES) else "",
-        site=row.get("localization") if row.get("localization") in dict(SITE_CHOICES) else "",
-        diagnosis=row["dx"],
-        diagnosis_method=row.get("dx_type") if row.get("dx_type") in dict(METHOD_CHOICES) else "",
-        diagnosis_note="Imported from a labelled dataset.",
-        labelled_at=timezone.now(),
+        sex=_sex(row),
+        site=_site(row),
+        **_label(row),
     )
     name = image_upload_path(image, filename)
     wrote = False
     try:
         with transaction.atomic():
+            lesion = lesions.for_row(row) if lesions is not None else None
+            if lesion is not None:
+                image.lesion = lesion
+                # The lesion's label is the image's (Lesion.set_label's rule), even if a row disagrees.
+                for attribute, value in lesion.label_fields.items():
+                    setattr(image, attribute, value)
             if not default_storage.exists(name):
                 name = default_storage.save(name, ContentFile(clean.png))
                 wrote = True
@@ -118,4 +193,6 @@ def _store(owner, filename: str, clean, row: dict) -> None:
     except BaseException:
         if wrote:
             default_storage.delete(name)
+        if lesions is not None:
+            lesions.forget(row)  # its patient and lesion may have been rolled back with the image
         raise

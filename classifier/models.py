@@ -14,45 +14,20 @@ from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
+from classifier.audit import AuditEvent  # noqa: F401  (a model of this app)
+from classifier.clinics import Clinic, Membership  # noqa: F401  (models of this app)
+from classifier.patients import Lesion, Patient  # noqa: F401  (models of this app)
 from classifier.queueing import enqueue_predictions, enqueue_training_job
 from classifier.training_data import labelled_counts, require_enough_labelled_images
+from classifier.vocabulary import (  # noqa: F401  (re-exported: the domain's vocabularies, as before)
+    CLASS_CHOICES,
+    METHOD_CHOICES,
+    SEX_CHOICES,
+    SITE_CHOICES,
+    validate_label,
+)
 from training.card import MODEL_FILENAME
-from training.classes import CLASSES, FULL_NAMES
-
-CLASS_CHOICES = [(code, f"{FULL_NAMES[code]} ({code})") for code in CLASSES]
-
-SEX_CHOICES = [("male", "Male"), ("female", "Female"), ("unknown", "Unknown")]
-
-# HAM10000's `localization` vocabulary, so uploads and the training data speak alike.
-SITE_CHOICES = [
-    (site, site.capitalize())
-    for site in (
-        "abdomen",
-        "acral",
-        "back",
-        "chest",
-        "ear",
-        "face",
-        "foot",
-        "genital",
-        "hand",
-        "lower extremity",
-        "neck",
-        "scalp",
-        "trunk",
-        "upper extremity",
-        "unknown",
-    )
-]
-
-
-# How a diagnosis was confirmed; the codes are HAM10000's `dx_type`.
-METHOD_CHOICES = [
-    ("histo", "Histopathology"),
-    ("follow_up", "Follow-up"),
-    ("consensus", "Expert consensus"),
-    ("confocal", "Confocal microscopy"),
-]
+from training.classes import FULL_NAMES
 
 
 @dataclass(frozen=True)
@@ -300,22 +275,10 @@ class ModelActivation(models.Model):
         return f"{self.version.name} activated {self.activated_at:%Y-%m-%d %H:%M}"
 
 
-def is_admin(user) -> bool:
-    return bool(user.is_authenticated and user.is_staff)
-
-
-def validate_label(diagnosis: str, method: str) -> None:
-    """A confirmed diagnosis is one of the seven classes, confirmed in one of METHOD_CHOICES' ways."""
-    if diagnosis not in dict(CLASS_CHOICES):
-        raise ValueError(f"unknown diagnosis {diagnosis!r}")
-    if method not in dict(METHOD_CHOICES):
-        raise ValueError(f"unknown confirmation method {method!r}")
-
-
 class UploadBatchQuerySet(models.QuerySet):
-    def visible_to(self, user) -> UploadBatchQuerySet:
-        """A clinician sees their own batches, an admin every one."""
-        return self if is_admin(user) else self.filter(owner=user)
+    def in_clinic(self, clinic) -> UploadBatchQuerySet:
+        """The clinic's batches (classifier.access resolves the request's clinic); none without one."""
+        return self.none() if clinic is None else self.filter(clinic=clinic)
 
 
 class LesionImageQuerySet(models.QuerySet):
@@ -323,9 +286,9 @@ class LesionImageQuerySet(models.QuerySet):
     # reading last, then newest first. The admin's changelist is given it too (get_ordering).
     QUEUE_ORDER = (F("latest_prediction__top_probability").asc(nulls_last=True), "-created_at")
 
-    def visible_to(self, user) -> LesionImageQuerySet:
-        """A clinician sees their own images, an admin every one."""
-        return self if is_admin(user) else self.filter(owner=user)
+    def in_clinic(self, clinic) -> LesionImageQuerySet:
+        """The clinic's images, whoever uploaded them; none without a clinic."""
+        return self.none() if clinic is None else self.filter(clinic=clinic)
 
     def labelling_queue(self) -> LesionImageQuerySet:
         """Unlabelled images, the model's least sure reading first: a label helps most there.
@@ -335,13 +298,19 @@ class LesionImageQuerySet(models.QuerySet):
         return self.filter(diagnosis="").select_related("latest_prediction").order_by(*self.QUEUE_ORDER)
 
     def label(self, diagnosis: str, method: str, note: str, by) -> int:
-        """Set the same confirmed diagnosis on every image in one statement; returns how many."""
+        """Set the same confirmed diagnosis on every image; returns how many images now carry it.
+
+        An image of a lesion labels its lesion, and so every other image of that lesion too
+        (Lesion.set_label's rule); an image without one is labelled alone. Three statements.
+        """
         validate_label(diagnosis, method)
+        fields = {"diagnosis": diagnosis, "diagnosis_method": method, "diagnosis_note": note, "labelled_by": by,
+                  "labelled_at": timezone.now()}  # fmt: skip
         with transaction.atomic():
-            return self.update(
-                diagnosis=diagnosis, diagnosis_method=method, diagnosis_note=note, labelled_by=by,
-                labelled_at=timezone.now(),
-            )  # fmt: skip
+            lesions = list(self.exclude(lesion=None).values_list("lesion_id", flat=True).distinct())
+            Lesion.objects.filter(pk__in=lesions).update(**fields)
+            chosen = Q(pk__in=self.values("pk")) | Q(lesion_id__in=lesions)
+            return LesionImage.objects.filter(chosen).update(**fields)
 
     def rerun(self) -> list[Prediction]:
         """A new queued prediction for each image, with the active version; earlier ones are kept."""
@@ -354,10 +323,11 @@ class LesionImageQuerySet(models.QuerySet):
 
 
 class PredictionQuerySet(models.QuerySet):
-    def visible_to(self, user) -> PredictionQuerySet:
-        """Predictions on the images the user may see, with what their pages show."""
-        predictions = self.select_related("image", "model_version")
-        return predictions if is_admin(user) else predictions.filter(image__owner=user)
+    def in_clinic(self, clinic) -> PredictionQuerySet:
+        """Predictions on the clinic's images, with what their pages show."""
+        if clinic is None:
+            return self.none()
+        return self.select_related("image__lesion__patient", "model_version").filter(image__clinic=clinic)
 
     def queue_for(self, images: list[LesionImage], version: ModelVersion | None) -> list[Prediction]:
         """A queued prediction for each image, made the images' latest; sent to the workers after commit.
@@ -381,7 +351,10 @@ class PredictionQuerySet(models.QuerySet):
 class UploadBatch(models.Model):
     """Several images uploaded in one request; inferred together in batches."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches", help_text="Who uploaded it."
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="batches")
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = UploadBatchQuerySet.as_manager()
@@ -396,6 +369,10 @@ class UploadBatch(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("classifier:batch", args=[self.pk])
 
+    @property
+    def audit_subject(self) -> tuple[str, int, int | None, int | None]:
+        return ("batch", self.pk, None, self.clinic_id)
+
 
 def image_upload_path(image: LesionImage, filename: str) -> str:
     # Content-addressed: the stored name is the upload's SHA-256, never the
@@ -404,9 +381,18 @@ def image_upload_path(image: LesionImage, filename: str) -> str:
 
 
 class LesionImage(models.Model):
-    """A dermatoscopic image as stored: re-encoded RGB pixels with no metadata."""
+    """A dermatoscopic image as stored: re-encoded RGB pixels with no metadata.
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
+    It belongs to a clinic (whose members all see it) and, optionally, to a lesion of one
+    of the clinic's patients; a quick one-off upload has none until it is attached.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images", help_text="Who uploaded it."
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="images")
+    # PROTECT: a lesion's images are erased with their files, deliberately, never by a cascade.
+    lesion = models.ForeignKey(Lesion, null=True, blank=True, on_delete=models.PROTECT, related_name="images")
     batch = models.ForeignKey(UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="images")
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the bytes as uploaded.")
     file = models.FileField(upload_to=image_upload_path, max_length=255)
@@ -418,10 +404,16 @@ class LesionImage(models.Model):
     sex = models.CharField(max_length=8, choices=SEX_CHOICES, blank=True)
     site = models.CharField(max_length=32, choices=SITE_CHOICES, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # The confirmed diagnosis, set by an admin; labelled images are training data.
-    lesion_id = models.CharField(
-        max_length=64, blank=True, help_text="Images of the same lesion share it; splits keep them together."
+    taken_at = models.DateTimeField(
+        default=timezone.now, help_text="When the picture was taken: as given, else its EXIF date, else the upload's."
     )
+    source_lesion_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The imported dataset's lesion id (HAM10000's lesion_id); splits keep its images together.",
+    )
+    # The confirmed diagnosis, set by an admin; labelled images are training data. For an
+    # image of a lesion these are the lesion's (Lesion.set_label keeps them equal).
     diagnosis = models.CharField(max_length=8, choices=CLASS_CHOICES, blank=True, db_index=True)
     diagnosis_method = models.CharField(max_length=16, choices=METHOD_CHOICES, blank=True)
     diagnosis_note = models.TextField(blank=True)
@@ -441,17 +433,70 @@ class LesionImage(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_image_per_owner_and_content")]
+        constraints = [models.UniqueConstraint(fields=["clinic", "sha256"], name="one_image_per_clinic_and_content")]
 
     def __str__(self) -> str:
         return self.original_filename or f"Image {self.pk}"
 
+    @property
+    def audit_subject(self) -> tuple[str, int, int | None, int | None]:
+        patient_id = self.lesion.patient_id if self.lesion_id is not None else None
+        return ("image", self.pk, patient_id, self.clinic_id)
+
     def set_label(self, diagnosis: str, method: str, note: str, by) -> None:
-        """Record the confirmed diagnosis, who confirmed it and when."""
+        """Record the confirmed diagnosis, who confirmed it and when: the lesion's, for an image of one."""
+        if self.lesion_id is not None:
+            self.lesion.set_label(diagnosis, method, note, by)
+            for name, value in self.lesion.label_fields.items():
+                setattr(self, name, value)
+            return
         validate_label(diagnosis, method)
         self.diagnosis, self.diagnosis_method, self.diagnosis_note = diagnosis, method, note
         self.labelled_by, self.labelled_at = by, timezone.now()
         self.save(update_fields=["diagnosis", "diagnosis_method", "diagnosis_note", "labelled_by", "labelled_at"])
+
+    def attach_to(self, lesion: Lesion) -> None:
+        """Make this one-off upload a picture of ``lesion``, moving it into the lesion's clinic.
+
+        The image takes the lesion's confirmed diagnosis; a labelled image attached to an
+        unlabelled lesion labels the lesion (and its other images). Refused, with nothing
+        changed (AttachRefused), when the image already belongs to another lesion, when its
+        label contradicts the lesion's, or when the lesion's clinic holds the same picture.
+        """
+        with transaction.atomic():
+            image = LesionImage.objects.select_for_update().get(pk=self.pk)
+            lesion = Lesion.objects.select_for_update().select_related("patient").get(pk=lesion.pk)
+            if image.lesion_id == lesion.pk:
+                return
+            if image.lesion_id is not None:
+                raise AttachRefused(f"{image} is already a picture of lesion {image.lesion_id}.")
+            clinic_id = lesion.patient.clinic_id
+            moves = clinic_id != image.clinic_id
+            twin = LesionImage.objects.filter(clinic_id=clinic_id, sha256=image.sha256).first() if moves else None
+            if twin is not None:
+                raise AttachRefused(
+                    f"The lesion's clinic already holds this exact picture (image {twin.pk}): attach that one instead."
+                )
+            if lesion.diagnosis and image.diagnosis and lesion.diagnosis != image.diagnosis:
+                raise AttachRefused(
+                    f"{image} is labelled {image.diagnosis} and the lesion {lesion.diagnosis}: "
+                    "an image of a lesion carries the lesion's diagnosis, so one of the two labels is wrong."
+                )
+            fields = {"lesion_id": lesion.pk, "clinic_id": clinic_id}
+            if moves:
+                fields["batch"] = None  # the batch stays the old clinic's
+            if lesion.diagnosis:
+                fields.update(lesion.label_fields)
+            LesionImage.objects.filter(pk=image.pk).update(**fields)
+            if not lesion.diagnosis and image.diagnosis:
+                label = {name: getattr(image, name) for name in lesion.label_fields}
+                Lesion.objects.filter(pk=lesion.pk).update(**label)
+                LesionImage.objects.filter(lesion_id=lesion.pk).update(**label)
+        self.refresh_from_db()
+
+
+class AttachRefused(ValueError):
+    """An image cannot become a picture of that lesion; the message says why."""
 
 
 class Prediction(models.Model):

@@ -37,9 +37,15 @@ class NotEnoughData(ValueError):
         self.counts, self.minimum = counts, minimum
 
 
-def group_key(lesion_id: str, sha256: str) -> str:
-    """Images of one lesion share a key; an image without a lesion id is its own group."""
-    return f"lesion:{lesion_id}" if lesion_id else f"image:{sha256}"
+def group_key(source_lesion_id: str, sha256: str, lesion_pk: int | None = None) -> str:
+    """Images of one lesion share a key, so a lesion's pictures stay in one part: the dataset's
+    lesion id when it was imported with one (HAM10000's saved split places it), else the
+    clinic's lesion it is a picture of; an image of neither is its own group."""
+    if source_lesion_id:
+        return f"lesion:{source_lesion_id}"
+    if lesion_pk is not None:
+        return f"clinic-lesion:{lesion_pk}"
+    return f"image:{sha256}"
 
 
 def assign_split(key: str, saved: dict[str, str]) -> str:
@@ -69,8 +75,8 @@ def labelled_counts() -> Counts:
     from classifier.models import LesionImage
 
     saved = saved_lesion_splits()
-    rows = LesionImage.objects.exclude(diagnosis="").values_list("lesion_id", "sha256", "diagnosis")
-    return count_by_part((assign_split(group_key(lesion, sha), saved), dx) for lesion, sha, dx in rows)
+    rows = LesionImage.objects.exclude(diagnosis="").values_list("source_lesion_id", "sha256", "lesion_id", "diagnosis")
+    return count_by_part((assign_split(group_key(source, sha, lesion), saved), dx) for source, sha, lesion, dx in rows)
 
 
 def minimum_per_class() -> dict[str, int]:

@@ -5,15 +5,26 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
 from classifier.lib.imaging import CleanImage, ImageRejected, UploadLimits, clean_upload
-from classifier.models import BatchEntry, LesionImage, ModelVersion, Prediction, UploadBatch, image_upload_path
+from classifier.models import (
+    BatchEntry,
+    Clinic,
+    Lesion,
+    LesionImage,
+    ModelVersion,
+    Prediction,
+    UploadBatch,
+    image_upload_path,
+)
 from classifier.thumbnails import store_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -71,9 +82,10 @@ class UploadRefused(ImageRejected):
 class StoredUpload:
     image: LesionImage
     prediction: Prediction
-    created: bool  # False when the owner had already uploaded these exact bytes
-    # For a known image: the clinical fields this request gave that differ from the stored
-    # ones. They are not applied: the stored image keeps the details its reading was made with.
+    created: bool  # False when the clinic already held these exact bytes
+    # For a known image: the fields this request gave (clinical details, lesion, taken_at) that
+    # differ from the stored ones. They are not applied: the stored image keeps the details its
+    # reading was made with (a one-off upload is attached to a lesion from its result page).
     ignored_fields: tuple[str, ...] = ()
 
 
@@ -115,21 +127,71 @@ def validate_files(files) -> list[tuple[str, CleanImage]]:
     return cleaned
 
 
+def not_in_a_clinic() -> UploadRejected:
+    return UploadRejected(
+        "You are not a member of any clinic, so there is nowhere to store the upload: "
+        "ask a clinic manager or an administrator to add you to one.",
+        code="no_clinic",
+        http_status=403,
+    )
+
+
+def taken_on(day: date) -> datetime:
+    """A day a picture was taken as a moment: its noon in the site's time zone (the same day
+    wherever it is read, within 12 hours of it), or now when noon today has not come yet."""
+    noon = timezone.make_aware(datetime.combine(day, time(12)))
+    return min(noon, timezone.now())
+
+
+def taken_at_for(clean: CleanImage, given: datetime | None, uploaded_at: datetime) -> datetime:
+    """When the picture was taken: as given, else the camera's EXIF date when it is sane, else the upload's.
+
+    A naive EXIF date is the camera's clock, read in the site's TIME_ZONE; a date after the
+    upload (a clock set wrong) is not believed.
+    """
+    if given is not None:
+        return given
+    taken = clean.taken_at
+    if taken is None:
+        return uploaded_at
+    if timezone.is_naive(taken):
+        try:
+            taken = timezone.make_aware(taken)
+        except (ValueError, OverflowError):  # a local time that does not exist (a DST change)
+            return uploaded_at
+    return taken if taken <= uploaded_at else uploaded_at
+
+
 def store_uploads(
-    owner, files, age=None, sex: str = "", site: str = ""
+    owner,
+    files,
+    *,
+    clinic: Clinic | None,
+    lesion: Lesion | None = None,
+    taken_at: datetime | None = None,
+    age=None,
+    sex: str = "",
+    site: str = "",
 ) -> tuple[UploadBatch | None, list[StoredUpload]]:
-    """Validate, then store every file with a queued prediction, in one transaction.
+    """Validate, then store every file into ``clinic`` (and ``lesion``, one of its lesions) with a
+    queued prediction, in one transaction.
 
     Raises UploadRefused (an ImageRejected) or UploadRejected before anything is written. If
     anything fails while storing, the transaction rolls back and the files
     written so far are removed, so neither an orphan row nor an orphan file stays.
     Predictions are enqueued only once the transaction has committed.
     """
+    if clinic is None:
+        raise not_in_a_clinic()
+    if lesion is not None and lesion.patient.clinic_id != clinic.pk:
+        raise ValueError(f"lesion {lesion.pk} is not in clinic {clinic.pk}")  # the callers looked it up there
     cleaned = validate_files(files)
     written: list[str] = []
     try:
         with transaction.atomic():
-            batch, stored = _store(owner, cleaned, written, age=age, sex=sex, site=site)
+            batch, stored = _store(
+                owner, clinic, cleaned, written, lesion=lesion, taken_at=taken_at, age=age, sex=sex, site=site
+            )
     except BaseException:
         for name in written:
             default_storage.delete(name)
@@ -145,16 +207,23 @@ def store_uploads(
     return batch, stored
 
 
-def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, list[StoredUpload]]:
-    # A fixed number of queries per request, not three per file: one to find the owner's
+def _store(
+    owner, clinic, cleaned, written, *, lesion, taken_at, **clinical
+) -> tuple[UploadBatch | None, list[StoredUpload]]:
+    # A fixed number of queries per request, not three per file: one to find the clinic's
     # earlier uploads of these bytes with their latest predictions, one INSERT for the new
     # images, one for their predictions (queue_for) and one for the batch's entries.
     version = ModelVersion.active()
-    batch = UploadBatch.objects.create(owner=owner) if len(cleaned) > 1 else None
+    uploaded_at = timezone.now()
+    batch = UploadBatch.objects.create(owner=owner, clinic=clinic, created_at=uploaded_at) if len(cleaned) > 1 else None
     given = {key: value for key, value in clinical.items() if value not in (None, "")}
+    # What a known image is compared with, by the attribute that holds it.
+    compared = {**given, **({"lesion_id": lesion.pk} if lesion else {}), **({"taken_at": taken_at} if taken_at else {})}
     digests = {clean.sha256 for _, clean in cleaned}
-    earlier = LesionImage.objects.filter(owner=owner, sha256__in=digests).select_related("latest_prediction")
+    earlier = LesionImage.objects.filter(clinic=clinic, sha256__in=digests).select_related("latest_prediction")
     existing = {image.sha256: image for image in earlier}
+    # An image of a labelled lesion carries the lesion's label from the start (Lesion.set_label's rule).
+    label = lesion.label_fields if lesion is not None and lesion.diagnosis else {}
 
     new_images: dict[str, LesionImage] = {}
     for name, clean in cleaned:
@@ -162,7 +231,12 @@ def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, lis
             continue  # uploaded before, or twice in this request
         image = LesionImage(
             owner=owner,
+            clinic=clinic,
+            lesion=lesion,
             batch=batch,
+            created_at=uploaded_at,
+            taken_at=taken_at_for(clean, taken_at, uploaded_at),
+            **label,
             sha256=clean.sha256,
             original_filename=name,
             source_format=clean.source_format,
@@ -184,7 +258,9 @@ def _store(owner, cleaned, written, **clinical) -> tuple[UploadBatch | None, lis
         image = existing.get(clean.sha256) or new_images[clean.sha256]
         is_new = image.pk in fresh and clean.sha256 not in seen
         known = clean.sha256 in existing
-        ignored = tuple(key for key, value in given.items() if known and getattr(image, key) != value)
+        ignored = tuple(
+            key.removesuffix("_id") for key, value in compared.items() if known and getattr(image, key) != value
+        )
         stored.append(StoredUpload(image, fresh.get(image.pk) or image.latest_prediction, is_new, ignored))
         seen.add(clean.sha256)
     if batch is not None:
@@ -217,7 +293,7 @@ def _write_file(image: LesionImage, clean: CleanImage, written: list[str]) -> st
         written.append(thumbnail)
     name = image_upload_path(image, "")
     if default_storage.exists(name):
-        # Content-addressed: another owner's identical upload already wrote these pixels.
+        # Content-addressed: another clinic's identical upload already wrote these pixels.
         return name
     saved = default_storage.save(name, ContentFile(clean.png))
     written.append(saved)

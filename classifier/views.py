@@ -1,4 +1,8 @@
-"""Web pages for clinicians. Views stay thin: access check, one call, response."""
+"""Web pages for clinicians. Views stay thin: access check, one call, response.
+
+Every page works in the user's current clinic (classifier.access) and audits what it
+shows of the clinic's records (classifier.audit).
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from classifier import history as history_query
 from classifier import thumbnails
-from classifier.forms import NOTE_MAX_LENGTH, ClinicianNoteForm, HistoryFilterForm, UploadForm
+from classifier.access import current_clinic
+from classifier.audit import Action, audit, audit_many
+from classifier.forms import NOTE_MAX_LENGTH, AttachForm, ClinicianNoteForm, HistoryFilterForm, UploadForm
 from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
-from classifier.models import LesionImage, Prediction, UploadBatch
+from classifier.models import AttachRefused, LesionImage, Prediction, UploadBatch
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 
@@ -34,18 +40,21 @@ HISTORY_PAGE_SIZE = 20
 def upload(request):
     """The upload form. Asked for JSON (upload.js sends it with fetch), it answers JSON instead of a page."""
     limits = {"max_files": settings.UPLOAD_MAX_FILES, "max_bytes": settings.UPLOAD_MAX_BYTES}
+    clinic = current_clinic(request)
     if request.method != "POST":
-        return render(request, "classifier/upload.html", {"form": UploadForm(), "limits": limits})
+        context = {"form": UploadForm(clinic=clinic), "limits": limits, "clinic": clinic}
+        return render(request, "classifier/upload.html", context)
     wants_json = "application/json" in request.headers.get("Accept", "")
-    form = UploadForm(request.POST, request.FILES)
+    form = UploadForm(request.POST, request.FILES, clinic=clinic)
     refused = None
     if form.is_valid():
-        fields = {key: form.cleaned_data.get(key) for key in ("age", "sex", "site")}
+        fields = {key: form.cleaned_data.get(key) for key in ("lesion", "taken_at", "age", "sex", "site")}
         try:
-            batch, stored = store_uploads(request.user, form.cleaned_data["files"], **fields)
+            batch, stored = store_uploads(request.user, form.cleaned_data["files"], clinic=clinic, **fields)
         except (UploadRefused, UploadRejected) as exc:
             refused = exc
         else:
+            audit_many(request, Action.UPLOADED, [item.image for item in stored if item.created])
             _say_what_was_known(request, stored)
             destination = (stored[0].prediction if batch is None else batch).get_absolute_url()
             return JsonResponse({"redirect": destination}, status=201) if wants_json else redirect(destination)
@@ -55,7 +64,7 @@ def upload(request):
     refused_files = refused if isinstance(refused, UploadRefused) else None
     if refused:
         form.add_error("files", _nothing_stored(refused_files) if refused_files else refused.message)
-    context = {"form": form, "limits": limits, "refused": refused_files}
+    context = {"form": form, "limits": limits, "refused": refused_files, "clinic": clinic}
     return render(request, "classifier/upload.html", context, status=status)
 
 
@@ -73,26 +82,28 @@ def _form_errors(form: UploadForm) -> dict:
 
 
 def _say_what_was_known(request, stored) -> None:
-    """Tell the clinician which files were already in their history, and which details were not applied."""
+    """Tell the clinician which files were already in the clinic's history, and which details were not applied."""
     known = [item for item in stored if not item.created]
     if not known:
         return
     if len(stored) == 1:
-        messages.info(request, f"You had already uploaded this picture on {known[0].image.created_at:%Y-%m-%d}: "
-                      "here is its reading.")  # fmt: skip
+        messages.info(request, f"This clinic already had this picture, uploaded on "
+                      f"{known[0].image.created_at:%Y-%m-%d}: here is its reading.")  # fmt: skip
     ignored = sorted({field for item in known for field in item.ignored_fields})
     if ignored:
         fields = " and ".join(LesionImage._meta.get_field(name).verbose_name for name in ignored)
         messages.warning(
             request,
-            f"{fields.capitalize()} not changed: a picture you had uploaded before keeps the details stored with it.",
+            f"{fields.capitalize()} not changed: a picture uploaded before keeps the details stored with it "
+            "(attach a one-off upload to a lesion from its result page).",
         )
 
 
 @login_required
 def prediction_detail(request, pk: int):
-    prediction = get_object_or_404(Prediction.objects.visible_to(request.user), pk=pk)
+    prediction = get_object_or_404(Prediction.objects.in_clinic(current_clinic(request)), pk=pk)
     image = prediction.image
+    audit(request, Action.VIEWED_IMAGE, image, detail={"prediction": prediction.pk})
     classes = [{"code": code, "name": FULL_NAMES[code], "malignant": code in MALIGNANT_CLASSES} for code in CLASSES]
     version = prediction.model_version
     entry = prediction.batch_entries.select_related("batch").order_by("-batch__created_at").first()
@@ -102,18 +113,23 @@ def prediction_detail(request, pk: int):
         "classes": classes,
         "malignant_classes": ", ".join(FULL_NAMES[code].lower() for code in CLASSES if code in MALIGNANT_CLASSES),
         "flag": version.flag_figures(prediction.flag_threshold) if version else None,
-        "batch": entry.batch if entry else image.batch,
-        # The note is the uploader's own: only they may read or change it (classifier.views.image_note).
-        "note_form": ClinicianNoteForm(instance=image) if image.owner_id == request.user.pk else None,
+        # A batch of the clinic's: an image attached to another clinic's lesion left its batch behind.
+        "batch": entry.batch if entry and entry.batch.clinic_id == image.clinic_id else image.batch,
+        "note_form": ClinicianNoteForm(instance=image),
         "note_max_length": NOTE_MAX_LENGTH,
+        "attach_form": AttachForm(user=request.user) if image.lesion_id is None else None,
     }
     return render(request, "classifier/prediction.html", context)
 
 
 @login_required
 def batch_detail(request, pk: int):
-    batch = get_object_or_404(UploadBatch.objects.visible_to(request.user), pk=pk)
-    entries = batch.entries.select_related("image", "prediction__model_version")
+    batch = get_object_or_404(UploadBatch.objects.in_clinic(current_clinic(request)), pk=pk)
+    audit(request, Action.VIEWED_BATCH, batch)
+    # Only the images still in the batch's clinic: one attached to another clinic's lesion left with it.
+    entries = batch.entries.filter(image__clinic_id=batch.clinic_id).select_related(
+        "image", "prediction__model_version"
+    )
     for entry in entries:
         entry.prediction.batch_entry = entry
     predictions = Prediction.by_attention(entry.prediction for entry in entries)
@@ -123,13 +139,14 @@ def batch_detail(request, pk: int):
 
 
 def _filtered_history(request) -> tuple[HistoryFilterForm, object]:
-    """The form bound to the query string, and the user's own images it selects.
+    """The form bound to the query string, and the clinic's images it selects.
 
     Filters that do not validate select nothing rather than being silently dropped:
     a clinician who mistyped a date must not believe they are looking at that day.
     """
-    images = history_query.own_images(request.user)
-    form = HistoryFilterForm(request.GET or None)
+    clinic = current_clinic(request)
+    images = history_query.clinic_images(clinic)
+    form = HistoryFilterForm(request.GET or None, clinic=clinic)
     if not form.is_bound:
         return form, history_query.apply_filters(images, {})
     if not form.is_valid():
@@ -141,6 +158,7 @@ def _filtered_history(request) -> tuple[HistoryFilterForm, object]:
 @require_GET
 def history(request):
     form, images = _filtered_history(request)
+    audit(request, Action.VIEWED_HISTORY, _filtered_patient(form))
     page = Paginator(images, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     query = request.GET.copy()
@@ -163,6 +181,7 @@ def history_export(request):
     if form.is_bound and not form.is_valid():
         errors = "; ".join(f"{form[name].label}: {' '.join(errs)}" for name, errs in form.errors.items())
         return HttpResponse(f"Fix the filters first. {errors}", status=400, content_type="text/plain; charset=utf-8")
+    audit(request, Action.EXPORTED_CSV, _filtered_patient(form))
     response = StreamingHttpResponse(
         history_query.csv_lines(images.iterator(chunk_size=500)), content_type="text/csv; charset=utf-8"
     )
@@ -172,11 +191,16 @@ def history_export(request):
     return response
 
 
+def _filtered_patient(form: HistoryFilterForm):
+    """The patient the history was narrowed to (the audit log's object), if any."""
+    return form.cleaned_data.get("patient") if form.is_bound and form.is_valid() else None
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def image_note(request, pk: int):
-    """The owner's own note on an image; anyone else, admins included, gets 404."""
-    image = get_object_or_404(LesionImage.objects.filter(owner=request.user), pk=pk)
+    """The clinic's note on one of its images; anyone outside the clinic, admins included, gets 404."""
+    image = get_object_or_404(LesionImage.objects.in_clinic(current_clinic(request)).select_related("lesion"), pk=pk)
     back = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         back = ""
@@ -186,12 +210,14 @@ def image_note(request, pk: int):
         if form.is_valid():
             image.clinician_note = form.cleaned_data["clinician_note"]
             image.save(update_fields=["clinician_note"])  # never overwrite an admin's concurrent label
+            audit(request, Action.CHANGED_NOTE, image)
             done = "saved for" if image.clinician_note else "removed from"
             messages.success(request, f"Note {done} {image}.")
             return redirect(back)
         status = 400
     else:
         form, status = ClinicianNoteForm(instance=image), 200
+        audit(request, Action.VIEWED_IMAGE, image)
     context = {"image": image, "form": form, "next": back, "max_length": NOTE_MAX_LENGTH}
     return render(request, "classifier/note.html", context, status=status)
 
@@ -215,6 +241,7 @@ def login_or_token_required(view):
         if found is None:
             return login_required(view)(request, *args, **kwargs)
         request.user = found[0]
+        request.authenticated_by_token = True  # an API client: it may name its clinic (classifier.access)
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -226,7 +253,7 @@ def login_or_token_required(view):
 STORED_FILE_MAX_AGE = 3600
 
 
-def _private_file(handle, content_type: str) -> FileResponse:
+def private_file(handle, content_type: str) -> FileResponse:
     response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = f"private, max-age={STORED_FILE_MAX_AGE}"
     response["X-Content-Type-Options"] = "nosniff"
@@ -234,25 +261,66 @@ def _private_file(handle, content_type: str) -> FileResponse:
     return response
 
 
+def _clinic_image(request, pk: int) -> LesionImage:
+    """One of the request's clinic's images (an API client may name its clinic), else 404."""
+    clinic = current_clinic(request, allow_choice=getattr(request, "authenticated_by_token", False))
+    return get_object_or_404(LesionImage.objects.in_clinic(clinic).select_related("lesion"), pk=pk)
+
+
+def open_stored_image(image: LesionImage):
+    try:
+        return image.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The stored image is missing.") from None
+
+
+def open_thumbnail(image: LesionImage):
+    try:
+        return default_storage.open(thumbnails.ensure_thumbnail(image), "rb")
+    except FileNotFoundError:
+        raise Http404("The stored image is missing.") from None
+
+
 @login_or_token_required
 @require_GET
 def image_file(request, pk: int):
-    """The stored image, to its owner and admins only: uploads have no public URL."""
-    image = get_object_or_404(LesionImage.objects.visible_to(request.user), pk=pk)
-    try:
-        handle = image.file.open("rb")
-    except FileNotFoundError:
-        raise Http404("The stored image is missing.") from None
-    return _private_file(handle, "image/png")
+    """The stored image, to the members of its clinic only: uploads have no public URL."""
+    image = _clinic_image(request, pk)
+    handle = open_stored_image(image)
+    audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "image"})
+    return private_file(handle, "image/png")
 
 
 @login_or_token_required
 @require_GET
 def image_thumbnail(request, pk: int):
     """The image's small preview for lists, to whoever may see the image; made now if it has none yet."""
-    image = get_object_or_404(LesionImage.objects.visible_to(request.user), pk=pk)
+    image = _clinic_image(request, pk)
+    handle = open_thumbnail(image)
+    audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "thumbnail"})
+    return private_file(handle, THUMBNAIL_CONTENT_TYPE)
+
+
+@login_required
+@require_POST
+def attach_image(request, pk: int):
+    """The result page's form: make a one-off upload a picture of a lesion (of any of the user's clinics)."""
+    image = get_object_or_404(LesionImage.objects.in_clinic(current_clinic(request)), pk=pk)
+    form = AttachForm(request.POST, user=request.user)
+    back = image.latest_prediction.get_absolute_url() if image.latest_prediction_id else reverse("classifier:history")
+    if not form.is_valid():
+        messages.error(request, "Choose one of your clinics' lesions to attach the image to.")
+        return redirect(back)
+    lesion = form.cleaned_data["lesion"]
+    from_clinic = image.clinic_id
     try:
-        handle = default_storage.open(thumbnails.ensure_thumbnail(image), "rb")
-    except FileNotFoundError:
-        raise Http404("The stored image is missing.") from None
-    return _private_file(handle, THUMBNAIL_CONTENT_TYPE)
+        image.attach_to(lesion)
+    except AttachRefused as exc:
+        messages.error(request, f"Not attached: {exc}")
+        return redirect(back)
+    audit(request, Action.ATTACHED_IMAGE, image, detail={"lesion": lesion.pk, "from_clinic": from_clinic})
+    if image.clinic_id != from_clinic:
+        messages.success(request, f"{image} is now a picture of {lesion}, in {lesion.patient.clinic.name}.")
+        return redirect("classifier:home")  # the image has left the current clinic
+    messages.success(request, f"{image} is now a picture of {lesion}.")
+    return redirect(back)

@@ -64,6 +64,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "classifier.access.clinic_context",
             ],
         },
     },
@@ -231,6 +232,22 @@ TRAINING_ABANDONED_AFTER = TRAINING_TIME_LIMIT + 300
 # A prediction still 'running' past its task's hard limit (and a minute) lost its worker: re-sent.
 SWEEP_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 60
 
+# --- The audit log (classifier.audit): who read or changed which patient's records.
+# Events older than this are deleted by `manage.py purge_audit_events` (run it daily, e.g. from
+# cron); ten years by default, a common retention period for medical records: set your own.
+AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 3650, minimum=1)
+# Behind a reverse proxy, REMOTE_ADDR is the proxy's: with this on, the client's address is the
+# last one in X-Forwarded-For (the one the proxy saw). Off by default, since a client can send the
+# header itself: turn it on only when a proxy you run always sets it.
+TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
+
+# --- Change flags between consecutive visits of a lesion (classifier.lib.changes, via classifier.records).
+# A visit is flagged when the malignancy score rose by more than CHANGE_SCORE_RISE (absolute, 0-1),
+# when the most likely class changed, or when the lesion's share of the picture changed by more than
+# CHANGE_AREA_FRACTION of its earlier share (relative; only for versions that outline the lesion).
+CHANGE_SCORE_RISE = envfloat("CHANGE_SCORE_RISE", 0.10, 0.0, 1.0)
+CHANGE_AREA_FRACTION = envfloat("CHANGE_AREA_FRACTION", 0.25, 0.0)
+
 # --- REST API.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -258,10 +275,15 @@ SPECTACULAR_SETTINGS = {
         "PredictionStatusEnum": "classifier.models.Prediction.Status",
         "TrainingJobStatusEnum": "classifier.models.TrainingJob.Status",
         "StartFromEnum": "classifier.models.TrainingJob.StartFrom",
-        "DiagnosisEnum": "classifier.models.CLASS_CHOICES",
-        "DiagnosisMethodEnum": "classifier.models.METHOD_CHOICES",
-        "SexEnum": "classifier.models.SEX_CHOICES",
-        "SiteEnum": "classifier.models.SITE_CHOICES",
+        "DiagnosisEnum": "classifier.vocabulary.CLASS_CHOICES",
+        "DiagnosisMethodEnum": "classifier.vocabulary.METHOD_CHOICES",
+        "SexEnum": "classifier.vocabulary.SEX_CHOICES",
+        "SiteEnum": "classifier.vocabulary.SITE_CHOICES",
+        "SideEnum": "classifier.vocabulary.Side",
+        "SkinTypeEnum": "classifier.vocabulary.SkinType",
+        "LesionStatusEnum": "classifier.patients.Lesion.Status",
+        "MapViewEnum": "classifier.patients.Lesion.View",
+        "AuditActionEnum": "classifier.audit.Action",
     },
 }
 

@@ -58,15 +58,55 @@ def empty_media_root():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-@pytest.fixture
-def owner(django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-password-1")
+# The people of the access rules: the owner and their teammate and manager work in one clinic;
+# the outsider in another (and must see nothing of the first); an anonymous client has no account.
 
 
 @pytest.fixture
-def colleague(django_user_model):
-    """Another clinician: must never see the owner's images."""
-    return django_user_model.objects.create_user("bob", password="bob-password-1")
+def clinic(db):
+    """The owner's clinic."""
+    from classifier.models import Clinic
+
+    return Clinic.objects.create(name="Clinic A")
+
+
+@pytest.fixture
+def other_clinic(db):
+    from classifier.models import Clinic
+
+    return Clinic.objects.create(name="Clinic B")
+
+
+@pytest.fixture
+def owner(django_user_model, clinic):
+    """A clinician of Clinic A; the tests' uploads are usually theirs."""
+    user = django_user_model.objects.create_user("alice", password="alice-password-1")
+    clinic.add_member(user, "clinician")
+    return user
+
+
+@pytest.fixture
+def teammate(django_user_model, clinic):
+    """Another clinician of Clinic A: sees what the owner uploads."""
+    user = django_user_model.objects.create_user("carol", password="carol-password-1")
+    clinic.add_member(user, "clinician")
+    return user
+
+
+@pytest.fixture
+def manager(django_user_model, clinic):
+    """Clinic A's manager: manages its members and reads its audit log."""
+    user = django_user_model.objects.create_user("mary", password="mary-password-1")
+    clinic.add_member(user, "manager")
+    return user
+
+
+@pytest.fixture
+def outsider(django_user_model, other_clinic):
+    """A clinician of Clinic B: must never see Clinic A's records."""
+    user = django_user_model.objects.create_user("bob", password="bob-password-1")
+    other_clinic.add_member(user, "clinician")
+    return user
 
 
 def token_client(user) -> APIClient:
@@ -82,8 +122,8 @@ def owner_api(owner):
 
 
 @pytest.fixture
-def colleague_api(colleague):
-    return token_client(colleague)
+def outsider_api(outsider):
+    return token_client(outsider)
 
 
 @pytest.fixture

@@ -8,16 +8,44 @@ import numpy as np
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from classifier.models import BatchEntry, LesionImage, Prediction
+from classifier.models import BatchEntry, Clinic, Lesion, LesionImage, Membership, Patient, Prediction, UploadBatch
 from tests.images import image_bytes
 
 _counter = {"n": 0}
 
 
-def make_image(owner, **fields) -> LesionImage:
+def clinic_of(user) -> Clinic:
+    """The user's current clinic; a user in none (pytest-django's admin_user) is given one of their own."""
+    membership = Membership.objects.filter(user=user).order_by("-is_current", "pk").select_related("clinic").first()
+    if membership is not None:
+        return membership.clinic
+    clinic = Clinic.objects.create(name=f"{user.get_username()}'s clinic")
+    clinic.add_member(user, "manager")
+    return clinic
+
+
+def make_batch(owner, clinic: Clinic | None = None) -> UploadBatch:
+    return UploadBatch.objects.create(owner=owner, clinic=clinic or clinic_of(owner))
+
+
+def make_patient(clinic: Clinic, reference: str | None = None, **fields) -> Patient:
+    _counter["n"] += 1
+    return Patient.objects.create(clinic=clinic, reference=reference or f"P-{_counter['n']:04d}", **fields)
+
+
+def make_lesion(patient: Patient, site: str = "back", **fields) -> Lesion:
+    return Lesion.objects.create(patient=patient, site=site, **fields)
+
+
+def make_image(owner, clinic: Clinic | None = None, **fields) -> LesionImage:
+    """An image of ``clinic`` (default: the owner's, or its lesion's clinic), uploaded by ``owner``."""
     _counter["n"] += 1
     sha = f"{_counter['n']:064x}"
-    image = LesionImage(owner=owner, sha256=sha, source_format="PNG", width=64, height=48, **fields)
+    lesion = fields.get("lesion")
+    clinic = clinic or (lesion.patient.clinic if lesion is not None else clinic_of(owner))
+    if lesion is not None and lesion.diagnosis:
+        fields = {**lesion.label_fields, **fields}  # as an upload to a labelled lesion does
+    image = LesionImage(owner=owner, clinic=clinic, sha256=sha, source_format="PNG", width=64, height=48, **fields)
     image.file.save(f"{sha}.png", ContentFile(image_bytes(seed=_counter["n"])), save=False)
     image.save()
     return image
@@ -66,7 +94,7 @@ def make_labelled_dataset(
             continue  # this lesion's part is full
         filled[part][dx] += 1
         for k in range(images_per_lesion):
-            image = make_image(owner, lesion_id=lesion, diagnosis=dx, diagnosis_method="histo")
+            image = make_image(owner, source_lesion_id=lesion, diagnosis=dx, diagnosis_method="histo")
             tint = np.array([40 + 30 * classes.index(dx), 200 - 25 * classes.index(dx), 90], np.uint8)
             noise = np.random.default_rng(n * 10 + k).integers(0, 40, (48, 64, 3), dtype=np.uint8)
             pixels = Image.fromarray(np.clip(tint + noise, 0, 255).astype(np.uint8))
@@ -75,3 +103,20 @@ def make_labelled_dataset(
             image.file.save(image.file.name.rsplit("/", 1)[-1], ContentFile(buffer.getvalue()), save=True)
             made.append(image)
     return made
+
+
+def make_visit(owner, lesion: Lesion, taken_at, score: float | None = 0.2, top_class="nv", batch=None, **fields):
+    """A picture of ``lesion`` taken at ``taken_at`` whose latest prediction read ``score`` (None: still queued).
+
+    ``fields`` go to the prediction (status, lesion_outline, model_version, explanation, is_out_of_distribution, ...).
+    """
+    image = make_image(owner, lesion=lesion, taken_at=taken_at, batch=batch)
+    if score is None:
+        make_prediction(owner, image=image, status=fields.pop("status", "queued"), **fields)
+    else:
+        fields.setdefault("malignant_probability", score)
+        fields.setdefault("is_malignant", score >= 0.5)
+        fields.setdefault("malignant_threshold", 0.5)
+        make_prediction(owner, image=image, status=fields.pop("status", "done"), top_class=top_class, **fields)
+    image.refresh_from_db()  # its latest_prediction link, which the prediction's save set
+    return image

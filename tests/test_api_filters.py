@@ -8,8 +8,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from classifier.models import UploadBatch
-from tests.factories import make_image, make_prediction
+from tests.factories import make_batch, make_image, make_prediction
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +26,8 @@ def reading(owner, name, days, status="done", note="", image=None, **fields):
 
 
 @pytest.fixture
-def readings(owner, colleague):
-    """The owner's uploads, one reading each (the re-run image has two), and a colleague's melanoma."""
+def readings(owner, outsider):
+    """The owner's uploads, one reading each (the re-run image has two), and another clinic's melanoma."""
     made = {
         "mel": reading(owner, "left-arm.png", 5, note="Biopsy booked", top_class="mel", top_probability=0.6,
                        malignant_probability=0.8, is_malignant=True, is_out_of_distribution=False),
@@ -42,7 +41,7 @@ def readings(owner, colleague):
                                 malignant_probability=0.9, is_malignant=True, is_out_of_distribution=False)  # fmt: skip
     made["rerun"] = reading(owner, "", 1, image=made["rerun_old"].image, top_class="nv", top_probability=0.7,
                             malignant_probability=0.2, is_malignant=False, is_out_of_distribution=False)  # fmt: skip
-    reading(colleague, "left-arm-bob.png", 1, top_class="mel", is_malignant=True, malignant_probability=0.99)
+    reading(outsider, "left-arm-bob.png", 1, top_class="mel", is_malignant=True, malignant_probability=0.99)
     return made
 
 
@@ -101,8 +100,8 @@ def test_the_search_finds_the_file_name_and_the_note_in_any_case(owner_api, read
     assert listed(owner_api, PREDICTIONS, "search=biopsy") == predictions(readings, "mel")
 
 
-def test_a_search_never_reaches_another_clinicians_images(colleague_api, readings):
-    assert [item["original_filename"] for item in colleague_api.get(f"{IMAGES}?search=left-arm").json()["results"]] == [
+def test_a_search_never_reaches_another_clinicians_images(outsider_api, readings):
+    assert [item["original_filename"] for item in outsider_api.get(f"{IMAGES}?search=left-arm").json()["results"]] == [
         "left-arm-bob.png"
     ]
 
@@ -131,7 +130,7 @@ def test_the_orderings_are_the_history_pages(owner_api, readings):
 
 
 def test_the_images_list_filters_by_batch(owner_api, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     inside = make_prediction(owner, image=make_image(owner, batch=batch)).image  # as uploaded: listed in the batch
     make_prediction(owner)
 

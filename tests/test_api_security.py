@@ -22,14 +22,14 @@ def fresh_throttle_counters():
     cache.clear()
 
 
-def test_uploads_over_the_per_user_rate_get_429_and_store_nothing(owner_api, colleague_api, settings):
+def test_uploads_over_the_per_user_rate_get_429_and_store_nothing(owner_api, outsider_api, settings):
     settings.UPLOAD_RATE_LIMIT = "2/minute"
     statuses = [owner_api.post("/api/v1/images/", {"file": [upload(f"{i}.png", seed=i)]}).status_code for i in range(3)]
 
     assert statuses == [201, 201, 429]
     assert LesionImage.objects.count() == 2
     # Another clinician has their own allowance; reading is not limited.
-    assert colleague_api.post("/api/v1/images/", {"file": [upload(seed=9)]}).status_code == 201
+    assert outsider_api.post("/api/v1/images/", {"file": [upload(seed=9)]}).status_code == 201
     assert owner_api.get("/api/v1/images/").status_code == 200
 
 
@@ -65,10 +65,10 @@ def test_the_login_form_needs_a_csrf_token(owner):
     assert Client(enforce_csrf_checks=True).post("/login/", {"username": "alice"}).status_code == 403
 
 
-def test_nobody_can_delete_images_through_the_api(owner_api, colleague_api, owner):
+def test_nobody_can_delete_images_through_the_api(owner_api, outsider_api, owner):
     image = make_image(owner)
     assert owner_api.delete(f"/api/v1/images/{image.pk}/").status_code == 405
-    assert colleague_api.delete(f"/api/v1/images/{image.pk}/").status_code in (404, 405)
+    assert outsider_api.delete(f"/api/v1/images/{image.pk}/").status_code in (404, 405)
     assert LesionImage.objects.filter(pk=image.pk).exists()
 
 

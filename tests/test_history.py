@@ -139,9 +139,9 @@ def test_it_sorts_newest_oldest_by_malignancy_and_by_confidence(owner_web, owner
 # --- Scope and pagination
 
 
-def test_history_and_its_export_hold_only_the_clinicians_own_images(owner_web, owner, colleague):
+def test_history_and_its_export_hold_only_the_clinicians_own_images(owner_web, owner, outsider):
     mine = make_prediction(owner, image=make_image(owner, original_filename="mine.png"))
-    make_prediction(colleague, image=make_image(colleague, original_filename="bobs.png"))
+    make_prediction(outsider, image=make_image(outsider, original_filename="bobs.png"))
 
     assert shown(owner_web) == [mine.image_id]
     assert [row["file_name"] for row in exported(owner_web)] == ["mine.png"]
@@ -213,6 +213,10 @@ def test_the_export_has_every_column_for_each_matching_image(owner_web, owner):
             "image_id": str(image.pk),
             "file_name": "mole.png",
             "uploaded_at": image.created_at.isoformat(),
+            "taken_at": image.taken_at.isoformat(),
+            "patient": "",
+            "lesion_id": "",
+            "lesion": "",
             "age": "61",
             "sex": "female",
             "site": "back",
@@ -342,9 +346,9 @@ def test_a_note_of_exactly_the_limit_is_accepted(owner_web, owner):
     assert len(image.clinician_note) == 2000
 
 
-def test_another_clinician_gets_404_and_changes_nothing(client, colleague, owner):
+def test_another_clinician_gets_404_and_changes_nothing(client, outsider, owner):
     image = make_image(owner, clinician_note="owner's")
-    client.force_login(colleague)
+    client.force_login(outsider)
 
     assert client.get(note_url(image)).status_code == 404
     assert client.post(note_url(image), {"clinician_note": "bob was here"}).status_code == 404

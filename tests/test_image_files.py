@@ -45,13 +45,44 @@ def test_the_file_urls_the_api_gives_work_with_the_same_token(owner_api, image, 
 
 
 @pytest.mark.parametrize("kind", ["file", "thumbnail"])
-def test_another_clinicians_token_gets_404(colleague_api, image, kind):
-    assert colleague_api.get(f"/images/{image.pk}/{kind}/").status_code == 404
+def test_a_teammates_token_downloads_the_clinics_image(teammate, image, kind):
+    assert token_client(teammate).get(f"/images/{image.pk}/{kind}/").status_code == 200
 
 
 @pytest.mark.parametrize("kind", ["file", "thumbnail"])
-def test_an_admins_token_downloads_any_image(admin_user, image, kind):
-    assert token_client(admin_user).get(f"/images/{image.pk}/{kind}/").status_code == 200
+def test_another_clinics_token_gets_404_as_for_a_missing_image(outsider_api, image, kind):
+    response = outsider_api.get(f"/images/{image.pk}/{kind}/")
+    missing = outsider_api.get(f"/images/{image.pk + 1000}/{kind}/")
+
+    assert response.status_code == missing.status_code == 404
+    assert response.content == missing.content
+
+
+@pytest.mark.parametrize("kind", ["file", "thumbnail"])
+def test_an_admins_token_gets_404_for_a_clinic_they_are_not_in(admin_user, image, kind):
+    # Platform admins see every picture in the Django admin (for labelling), not on the site.
+    assert token_client(admin_user).get(f"/images/{image.pk}/{kind}/").status_code == 404
+
+
+@pytest.mark.parametrize(("kind", "content_type"), KINDS)
+def test_the_admin_serves_any_clinics_image_to_staff_only(admin_client, client, owner, image, kind, content_type):
+    url = f"/admin/classifier/lesionimage/{image.pk}/{kind}/"
+
+    response = admin_client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == content_type
+    client.force_login(owner)
+    assert client.get(url).status_code == 302  # to the admin's login: not staff
+
+
+@pytest.mark.parametrize("kind", ["file", "thumbnail"])
+def test_a_token_may_name_another_of_its_clinics(owner, other_clinic, kind):
+    other_clinic.add_member(owner, "clinician")
+    elsewhere = make_image(owner, clinic=other_clinic)
+    api = token_client(owner)
+
+    assert api.get(f"/images/{elsewhere.pk}/{kind}/").status_code == 404  # not the current clinic
+    assert api.get(f"/images/{elsewhere.pk}/{kind}/", HTTP_X_CLINIC=str(other_clinic.pk)).status_code == 200
+    assert api.get(f"/images/{elsewhere.pk}/{kind}/?clinic={other_clinic.pk}").status_code == 200
 
 
 @pytest.mark.parametrize("kind", ["file", "thumbnail"])

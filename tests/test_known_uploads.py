@@ -90,6 +90,6 @@ def test_the_upload_page_says_a_picture_was_uploaded_before_and_which_details_we
     response = owner_web.post("/upload/", {"files": [upload("mole.png", data=data)], "age": 61}, follow=True)
 
     page = response.content.decode()
-    assert "You had already uploaded this picture on" in page
-    assert "Age not changed: a picture you had uploaded before keeps the details stored with it." in page
+    assert "This clinic already had this picture, uploaded on" in page
+    assert "Age not changed: a picture uploaded before keeps the details stored with it" in page
     assert LesionImage.objects.get().age == 54

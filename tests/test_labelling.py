@@ -48,11 +48,11 @@ def test_a_label_outside_the_seven_classes_or_without_a_method_is_refused(admin_
     assert image.diagnosis == ""
 
 
-def test_a_clinician_cannot_label_even_their_own_image(owner_api, colleague_api, owner):
+def test_a_clinician_cannot_label_even_their_own_image(owner_api, outsider_api, owner):
     image = make_image(owner)
     body = {"diagnosis": "nv", "method": "histo"}
     assert owner_api.post(f"/api/v1/images/{image.pk}/label/", body, format="json").status_code == 403
-    assert colleague_api.post(f"/api/v1/images/{image.pk}/label/", body, format="json").status_code in (403, 404)
+    assert outsider_api.post(f"/api/v1/images/{image.pk}/label/", body, format="json").status_code in (403, 404)
     image.refresh_from_db()
     assert image.diagnosis == ""
 
@@ -170,7 +170,7 @@ def test_importing_a_labelled_dataset_is_idempotent(tmp_path, capsys):
     assert "Imported 4 images" in output and "Imported 0 images; 4 were already present" in output
     imported = LesionImage.objects.order_by("original_filename")
     assert [i.diagnosis for i in imported] == ["mel", "mel", "nv", "bcc"]
-    assert [i.lesion_id for i in imported] == ["L1", "L1", "L2", "L3"]
+    assert [i.source_lesion_id for i in imported] == ["L1", "L1", "L2", "L3"]
     assert imported[0].owner.username == "dataset-import" and imported[0].age is None
     assert {i.diagnosis_method for i in imported} == {"histo"}
 
@@ -183,3 +183,35 @@ def test_importing_a_csv_with_an_unknown_diagnosis_is_refused(tmp_path):
     with pytest.raises(CommandError, match="outside the seven classes"):
         call_command("import_labelled_images", str(tmp_path))
     assert LesionImage.objects.count() == 0
+
+
+def test_importing_with_as_patients_groups_a_datasets_lesions_into_patients_and_lesions(tmp_path, capsys):
+    from classifier.models import Clinic, Lesion, Patient
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i, (dx, lesion, site) in enumerate([("mel", "HAM_1", "back"), ("mel", "HAM_1", "back"),
+                                            ("nv", "HAM_2", "lower extremity"), ("bcc", None, "face")]):  # fmt: skip
+        (images / f"IMG_{i}.jpg").write_bytes(image_bytes("JPEG", (60, 45), seed=600 + i))
+        rows.append({"lesion_id": lesion, "image_id": f"IMG_{i}", "dx": dx, "dx_type": "histo", "age": 50.0,
+                     "sex": "male", "localization": site})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "metadata.csv", index=False)
+
+    call_command("import_labelled_images", str(tmp_path), "--clinic", "HAM10000", "--as-patients")
+    call_command("import_labelled_images", str(tmp_path), "--clinic", "HAM10000", "--as-patients")
+
+    output = capsys.readouterr().out
+    assert "Imported 4 images; 2 new patients;" in output and "Imported 0 images; 0 new patients; 4 were" in output
+    clinic = Clinic.objects.get(name="HAM10000")
+    assert sorted(Patient.objects.filter(clinic=clinic).values_list("reference", "sex")) == [
+        ("HAM_1", "male"),
+        ("HAM_2", "male"),
+    ]
+    first = Lesion.objects.get(patient__reference="HAM_1")
+    assert (first.site, first.diagnosis, first.diagnosis_method) == ("back", "mel", "histo")
+    assert sorted(first.images.values_list("original_filename", flat=True)) == ["IMG_0.jpg", "IMG_1.jpg"]
+    assert Lesion.objects.get(patient__reference="HAM_2").site == "lower extremity"
+    alone = LesionImage.objects.get(original_filename="IMG_3.jpg")
+    assert (alone.lesion, alone.clinic, alone.diagnosis) == (None, clinic, "bcc")  # no lesion id: a one-off
+    assert set(LesionImage.objects.values_list("clinic", flat=True)) == {clinic.pk}

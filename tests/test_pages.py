@@ -10,9 +10,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import LesionImage, Prediction, UploadBatch
+from classifier.models import LesionImage, Prediction
 from tests.conftest import media_files
-from tests.factories import make_image, make_prediction
+from tests.factories import make_batch, make_image, make_lesion, make_patient, make_prediction
 from tests.images import upload
 
 pytestmark = pytest.mark.django_db
@@ -89,10 +89,10 @@ def test_a_queued_result_page_says_it_updates_by_itself(owner_web, owner):
     assert "updates by itself" in page
 
 
-def test_history_lists_only_the_clinicians_own_uploads_newest_first(owner_web, owner, colleague):
+def test_history_lists_only_the_clinicians_own_uploads_newest_first(owner_web, owner, outsider):
     older = make_prediction(owner, status="done", top_class="nv")
     newer = make_prediction(owner, status="done", top_class="mel")
-    make_prediction(colleague, image=make_image(colleague, original_filename="bobs-image.png"))
+    make_prediction(outsider, image=make_image(outsider, original_filename="bobs-image.png"))
 
     page = owner_web.get("/history/").content.decode()
 
@@ -149,7 +149,7 @@ def test_the_upload_page_has_a_drop_zone_around_a_plain_labelled_file_input(owne
 
 
 def test_the_batch_page_lists_the_ones_needing_attention_first(owner_web, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
 
     def reading(**fields):
         status = fields.pop("status", "done")
@@ -175,7 +175,7 @@ def test_the_batch_page_lists_the_ones_needing_attention_first(owner_web, owner)
 
 
 def test_the_batch_page_has_thumbnails_a_progress_bar_and_its_own_script(owner_web, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     done = make_prediction(owner, status="done", image=make_image(owner, batch=batch, original_filename="a.png"))
     make_prediction(owner, status="queued", image=make_image(owner, batch=batch, original_filename="b.png"))
 
@@ -188,10 +188,10 @@ def test_the_batch_page_has_thumbnails_a_progress_bar_and_its_own_script(owner_w
     assert "batch.js" in page and "prediction.js" not in page
 
 
-def test_another_clinicians_batch_is_not_found(client, colleague, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+def test_another_clinicians_batch_is_not_found(client, outsider, owner):
+    batch = make_batch(owner)
     make_prediction(owner, image=make_image(owner, batch=batch))
-    client.force_login(colleague)
+    client.force_login(outsider)
     assert client.get(f"/batches/{batch.pk}/").status_code == 404
 
 
@@ -251,7 +251,7 @@ def accessibility_problems(html: str) -> list[str]:
 
 
 def test_every_page_a_clinician_uses_labels_its_controls_and_has_landmarks(client, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     make_prediction(owner, status="done", image=make_image(owner, batch=batch))
     image = make_image(owner, batch=batch, clinician_note="note")
     make_prediction(owner, status="failed", image=image, error="broken")
@@ -271,6 +271,54 @@ def test_every_page_a_clinician_uses_labels_its_controls_and_has_landmarks(clien
         assert '<nav aria-label="Main">' in html, url
     rejected = client.post("/upload/", {"files": [upload("notes.jpg", data=b"not an image")]}).content.decode()
     assert accessibility_problems(rejected) == []
+
+
+def test_the_clinic_pages_and_the_clinic_switcher_label_their_controls(client, manager, other_clinic, clinic):
+    other_clinic.add_member(manager, "clinician")  # two clinics: the header's switcher shows
+    prediction = make_prediction(manager, status="done", image=make_image(manager, clinic=clinic))
+    client.force_login(manager)
+
+    for url in [
+        "/clinic/members/",
+        "/clinic/audit/",
+        "/clinic/audit/?patient=nobody",
+        f"/predictions/{prediction.pk}/",
+    ]:
+        html = client.get(url).content.decode()
+        assert accessibility_problems(html) == [], url
+        assert 'id="clinic-switch"' in html, url
+
+
+def test_the_patient_and_lesion_pages_label_their_controls_and_have_landmarks(client, manager, clinic):
+    patient = make_patient(clinic, "MRN-1")
+    lesion = make_lesion(patient, site="back", side="left", label="L1", map_view="back", map_x=0.4, map_y=0.3)
+    make_lesion(patient, site="unknown", label="L2")  # not on the map: the list under it
+    for days, score in ((60, 0.2), (0, 0.7)):
+        picture = make_image(manager, lesion=lesion, taken_at=timezone.now() - datetime.timedelta(days=days))
+        make_prediction(manager, status="done", image=picture, malignant_probability=score, is_malignant=score > 0.5)
+    manager.is_staff = True  # an admin, so the lesion page has its diagnosis form too
+    manager.save()
+    client.force_login(manager)
+
+    responses = [client.get(url) for url in (
+        "/patients/", "/patients/?q=nobody", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/",
+        f"/lesions/{lesion.pk}/?a=1&b=2", f"/patients/{patient.pk}/export/", f"/patients/{patient.pk}/erase/",
+    )]  # fmt: skip
+    responses += [
+        client.post("/patients/", {"reference": ""}),
+        client.post(f"/patients/{patient.pk}/", {"reference": "", "skin_type": "VII"}),
+        client.post(f"/patients/{patient.pk}/lesions/", {"site": "hand", "side": "midline"}),
+        client.post(f"/lesions/{lesion.pk}/", {"site": ""}),
+        client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "xx"}),
+        client.post(f"/patients/{patient.pk}/erase/", {"confirm_reference": "no"}),
+    ]
+    for response in responses:
+        html = response.content.decode()
+        where = response.request["PATH_INFO"]
+        assert accessibility_problems(html) == [], where
+        assert '<nav aria-label="Main">' in html, where
+        ids = re.findall(r'\sid="([^"]+)"', html)
+        assert sorted({i for i in ids if ids.count(i) > 1}) == [], where
 
 
 def test_the_accessibility_check_catches_an_unlabelled_control():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from classifier.models import ModelVersion, Prediction, UploadBatch
-from tests.factories import make_image, make_prediction
+from classifier.models import ModelVersion, Prediction
+from tests.factories import make_batch, make_image, make_prediction
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_the_worker_stores_no_flag_for_an_out_of_distribution_picture(version):
 
 
 def test_the_batch_page_gives_an_out_of_distribution_picture_no_label_and_no_flag(owner_web, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     out_of_distribution(owner, image=make_image(owner, batch=batch, original_filename="blank.png"))
 
     page = owner_web.get(f"/batches/{batch.pk}/").content.decode()
@@ -125,7 +125,7 @@ def test_the_result_page_says_what_the_flag_means_in_one_unit(owner_web, owner, 
 
 
 def test_the_result_page_shows_the_clinical_details_a_link_to_the_batch_and_the_note(owner_web, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     image = make_image(owner, batch=batch, age=54, sex="female", site="back", clinician_note="seen in June")
     prediction = make_prediction(owner, image=image, status="done", top_class="nv")
 

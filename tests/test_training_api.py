@@ -48,7 +48,7 @@ def test_a_job_that_would_fail_for_want_of_labelled_images_is_refused_with_the_c
     admin_api, owner, two_versions, settings
 ):
     settings.TRAINING_GATE_MIN_HELD_OUT_PER_CLASS = 10
-    make_image(owner, diagnosis="mel", diagnosis_method="histo", lesion_id="L-1")
+    make_image(owner, diagnosis="mel", diagnosis_method="histo", source_lesion_id="L-1")
 
     response = admin_api.post("/api/v1/training-jobs/", {"epochs": 1}, format="json")
 

@@ -89,9 +89,9 @@ def test_the_same_bytes_twice_give_back_the_existing_image(owner_api):
     assert Prediction.objects.count() == 1
 
 
-def test_another_owner_uploading_the_same_bytes_gets_their_own_image(owner_api, colleague_api):
+def test_another_owner_uploading_the_same_bytes_gets_their_own_image(owner_api, outsider_api):
     post(owner_api, upload(seed=3))
-    response = post(colleague_api, upload(seed=3))
+    response = post(outsider_api, upload(seed=3))
 
     assert response.status_code == 201
     assert LesionImage.objects.count() == 2

@@ -71,7 +71,8 @@ def labelled_set() -> LabelledSet:
     images = list(LesionImage.objects.exclude(diagnosis="").order_by("id"))
     saved = saved_lesion_splits()
     labels = np.array([CLASSES.index(image.diagnosis) for image in images], dtype=np.int64)
-    splits = np.array([assign_split(group_key(image.lesion_id, image.sha256), saved) for image in images])
+    keys = [group_key(image.source_lesion_id, image.sha256, image.lesion_id) for image in images]
+    splits = np.array([assign_split(key, saved) for key in keys])
     require_enough_labelled_images(count_by_part(zip(splits, (image.diagnosis for image in images), strict=True)))
     return LabelledSet(images, labels, splits)
 

@@ -17,11 +17,14 @@ from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 
+from classifier.access import CLINIC_PARAMETER
+from classifier.audit import Action, AuditEvent
 from classifier.history import has_reading, sort_orders
-from classifier.models import CLASS_CHOICES, LesionImage, Prediction
+from classifier.models import CLASS_CHOICES, LesionImage, Patient, Prediction
 
-# Query parameters that are not filters: the page number and size, and DRF's ?format=.
-NOT_FILTERS = frozenset({"page", "page_size", "format"})
+# Query parameters that are not filters: the page number and size, DRF's ?format=, and the
+# clinic the request works in (classifier.access).
+NOT_FILTERS = frozenset({"page", "page_size", "format", CLINIC_PARAMETER})
 # The largest id a BigAutoField holds: a larger one cannot exist, and SQLite cannot even compare with it.
 MAX_ID = 2**63 - 1
 
@@ -146,7 +149,7 @@ class ReadingFilter(django_filters.FilterSet):
         help_text="Created at or before a date-time (ISO 8601), or on or before a date (in the site's time zone).",
     )
     search = django_filters.CharFilter(
-        method="filter_search", max_length=200, help_text="Text in the image's file name or in your note on it."
+        method="filter_search", max_length=200, help_text="Text in the image's file name or in the note on it."
     )
     ordering = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in orders.items()],
@@ -183,6 +186,8 @@ class ImageFilter(ReadingFilter):
     orders = sort_orders(reading)
 
     batch = IdFilter(field_name="batch_entries__batch", help_text="The images of the files sent in this batch.")
+    patient = IdFilter(field_name="lesion__patient", help_text="The images of this patient's lesions.")
+    lesion = IdFilter(field_name="lesion", help_text="The images of this lesion.")
 
     class Meta(ReadingFilter.Meta):
         model = LesionImage
@@ -198,3 +203,34 @@ class PredictionFilter(ReadingFilter):
 
     class Meta(ReadingFilter.Meta):
         model = Prediction
+
+
+class PatientFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(
+        method="filter_search", max_length=64, help_text="Text in the patient's reference (any case)."
+    )
+
+    class Meta:
+        model = Patient
+        form = StrictForm
+        fields: list[str] = []
+
+    def filter_search(self, queryset, name, value):
+        return queryset.search(value)
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    user = django_filters.CharFilter(field_name="username", max_length=150, help_text="The username.")
+    action = django_filters.ChoiceFilter(choices=Action.choices, help_text="What was done.")
+    patient = IdFilter(field_name="patient_id", help_text="Events about this patient (kept after an erasure).")
+    after = CreatedFilter(
+        field_name="at", lookup_expr="gte", help_text="At or after a date-time (ISO 8601), or on or after a date."
+    )
+    before = CreatedFilter(
+        field_name="at", lookup_expr="lte", help_text="At or before a date-time (ISO 8601), or on or before a date."
+    )
+
+    class Meta:
+        model = AuditEvent
+        form = StrictForm
+        fields: list[str] = []

@@ -1,22 +1,71 @@
 from __future__ import annotations
 
+import datetime
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from classifier.audit import Action, AuditEvent
 from classifier.lib.intervals import card_intervals
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
     SEX_CHOICES,
     SITE_CHOICES,
+    Lesion,
     LesionImage,
     ModelActivation,
     ModelVersion,
+    Patient,
     Prediction,
     TrainingJob,
 )
+from classifier.patients import REFERENCE_MAX_LENGTH, clean_reference, validate_year_of_birth
+from classifier.records import compare_visits
+from classifier.uploads import taken_on
+from classifier.vocabulary import Side, SkinType
 from training.classes import CLASSES
+
+# A camera's clock or a client's may run a little ahead of the server's: not "the future".
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+        "description": "A date-time (ISO 8601), or a date: its noon in the site's time zone.",
+    }
+)
+class TakenAtField(serializers.Field):
+    """When a picture was taken: a date-time, or a date; never in the future."""
+
+    default_error_messages = {
+        "invalid": "Enter a date (2025-01-31) or a date and time (2025-01-31T14:30:00Z).",
+        "future": "{value} is in the future: give the date the picture was taken.",
+    }
+
+    def to_internal_value(self, data):
+        text = str(data).strip()
+        try:
+            if len(text) == 10:
+                day = datetime.date.fromisoformat(text)
+                if day > timezone.localdate():
+                    self.fail("future", value=text)
+                return taken_on(day)
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail("invalid")
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        if moment > timezone.now() + CLOCK_SKEW:
+            self.fail("future", value=text)
+        return moment
+
+    def to_representation(self, value):
+        return serializers.DateTimeField().to_representation(value)
 
 
 class PredictionSummarySerializer(serializers.ModelSerializer):
@@ -148,12 +197,17 @@ class ImageSerializer(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
+    patient = serializers.SerializerMethodField()
 
     class Meta:
         model = LesionImage
         fields = [
             "id",
             "url",
+            "clinic",
+            "patient",
+            "lesion",
+            "taken_at",
             "original_filename",
             "sha256",
             "source_format",
@@ -173,6 +227,10 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_patient(self, image: LesionImage) -> int | None:
+        """The patient whose lesion the image shows; null for a one-off upload."""
+        return image.lesion.patient_id if image.lesion_id is not None else None
+
     def get_file_url(self, image: LesionImage) -> str:
         """The stored image at full resolution (PNG); send the same Authorization header."""
         return self.context["request"].build_absolute_uri(reverse("classifier:image-file", args=[image.pk]))
@@ -191,10 +249,22 @@ class ImageSerializer(serializers.ModelSerializer):
 
 
 class UploadSerializer(serializers.Serializer):
-    """The multipart form of POST /api/v1/images/: one or more `file` parts and optional clinical fields."""
+    """The multipart form of POST /api/v1/images/: one or more `file` parts and optional fields."""
 
     file = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True), help_text="One or more image files (repeat the part)."
+    )
+    lesion = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="A lesion of the clinic the request works in (404 otherwise): the images become its pictures.",
+    )
+    taken_at = TakenAtField(
+        required=False,
+        allow_null=True,
+        help_text="When the pictures were taken (not in the future). Without it: each file's EXIF DateTimeOriginal "
+        "when present and not in the future, else the upload's time.",
     )
     age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=120)
     sex = serializers.ChoiceField(choices=SEX_CHOICES, required=False, allow_blank=True)
@@ -203,15 +273,16 @@ class UploadSerializer(serializers.Serializer):
 
 class UploadedImageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    created = serializers.BooleanField(help_text="False when you had uploaded these exact bytes before.")
+    created = serializers.BooleanField(help_text="False when the clinic held these exact bytes before.")
     already_uploaded_at = serializers.DateTimeField(
-        allow_null=True, help_text="When you first uploaded these bytes; null for a new image."
+        allow_null=True, help_text="When these bytes were first uploaded to the clinic; null for a new image."
     )
     original_filename = serializers.CharField()
     ignored_fields = serializers.ListField(
         child=serializers.CharField(),
-        help_text="Clinical fields (age, sex, site) this request gave that differ from the stored image's and were "
-        "NOT applied: a picture uploaded before keeps the details it was first stored and read with.",
+        help_text="Fields (age, sex, site, lesion, taken_at) this request gave that differ from the stored image's "
+        "and were NOT applied: a picture uploaded before keeps the details it was first stored and read with "
+        "(PATCH the image with a lesion to attach a one-off upload).",
     )
     prediction = PredictionSummarySerializer()
 
@@ -392,3 +463,141 @@ class NotEnoughDataSerializer(serializers.Serializer):
     minimum = serializers.DictField(
         child=serializers.IntegerField(), required=False, help_text="Images of each class each part needs."
     )
+
+
+class AttachSerializer(serializers.Serializer):
+    """PATCH /api/v1/images/{id}/: attach a one-off upload to a lesion (the only change an image takes)."""
+
+    lesion = serializers.IntegerField(
+        min_value=1,
+        help_text="A lesion of any clinic you belong to (404 otherwise); the image moves into the lesion's clinic.",
+    )
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:patient-detail")
+    reference = serializers.CharField(
+        max_length=REFERENCE_MAX_LENGTH,
+        trim_whitespace=True,
+        help_text="The clinic's own reference for the patient (e.g. the record number): 1-64 characters, unique in "
+        "the clinic. Store no names: the reference links the record to yours.",
+    )
+    year_of_birth = serializers.IntegerField(required=False, allow_null=True, validators=[validate_year_of_birth])
+    lesion_count = serializers.IntegerField(read_only=True)
+    lesions_url = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Patient
+        fields = ["id", "url", "reference", "year_of_birth", "sex", "skin_type", "note", "lesion_count",
+                  "lesions_url", "created_by", "created_at"]  # fmt: skip
+        read_only_fields = ["id", "url", "lesion_count", "lesions_url", "created_by", "created_at"]
+        extra_kwargs = {"skin_type": {"help_text": "Fitzpatrick skin type: " + ", ".join(SkinType.values) + "."}}
+
+    def validate_reference(self, value: str) -> str:
+        try:
+            reference = clean_reference(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        others = Patient.objects.in_clinic(self.context["clinic"]).filter(reference=reference)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise serializers.ValidationError(
+                f"The clinic already has a patient with the reference {reference!r}.", code="unique"
+            )
+        return reference
+
+    def get_lesions_url(self, patient: Patient) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:patient-lesions", args=[patient.pk]))
+
+
+class LesionSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:lesion-detail")
+    site = serializers.ChoiceField(choices=SITE_CHOICES, help_text="HAM10000's localization vocabulary.")
+    side = serializers.ChoiceField(choices=Side.choices, required=False, allow_blank=True)
+    image_count = serializers.IntegerField(read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    labelled_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Lesion
+        fields = ["id", "url", "patient", "label", "site", "side", "map_view", "map_x", "map_y", "status", "note",
+                  "diagnosis", "diagnosis_method", "labelled_by", "labelled_at", "image_count", "created_by",
+                  "created_at"]  # fmt: skip
+        read_only_fields = ["id", "url", "patient", "diagnosis", "diagnosis_method", "labelled_by", "labelled_at",
+                            "image_count", "created_by", "created_at"]  # fmt: skip
+        extra_kwargs = {
+            "map_view": {"help_text": "The body map's view the lesion is placed on: front or back."},
+            "map_x": {"help_text": "0 (left edge of the view) to 1 (right edge)."},
+            "map_y": {"help_text": "0 (top) to 1 (bottom)."},
+            "diagnosis": {"help_text": "The confirmed diagnosis, set by an admin's label; applies to every image."},
+        }
+
+    def validate(self, data):
+        merged = {
+            name: data.get(name, getattr(self.instance, name, "" if name == "map_view" else None))
+            for name in ("map_view", "map_x", "map_y")
+        }
+        given = [merged["map_view"] not in ("", None), merged["map_x"] is not None, merged["map_y"] is not None]
+        if any(given) and not all(given):
+            missing = [name for name, present in zip(("map_view", "map_x", "map_y"), given, strict=True) if not present]
+            raise serializers.ValidationError(
+                {name: ["A body-map position needs map_view, map_x and map_y together."] for name in missing}
+            )
+        return data
+
+
+class ChangeFlagSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["score-rose", "top-class-changed", "area-changed"])
+    image = serializers.IntegerField(help_text="The visit the flag is raised at (an image id of the timeline).")
+    compared_with = serializers.IntegerField(help_text="The visit before it that it was compared with.")
+    sentence = serializers.CharField()
+
+
+class ChangeNoteSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["no-reading", "model-changed"])
+    image = serializers.IntegerField(help_text="The visit that was not compared.")
+    sentence = serializers.CharField()
+
+
+class ChangesSerializer(serializers.Serializer):
+    """Change flags between consecutive visits (classifier.lib.changes at CHANGE_SCORE_RISE and
+    CHANGE_AREA_FRACTION); visits without a reading, or read by another model version, are noted instead."""
+
+    flags = ChangeFlagSerializer(many=True)
+    notes = ChangeNoteSerializer(many=True)
+
+
+class LesionDetailSerializer(LesionSerializer):
+    timeline = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField()
+
+    class Meta(LesionSerializer.Meta):
+        fields = [*LesionSerializer.Meta.fields, "timeline", "changes"]
+        read_only_fields = [*LesionSerializer.Meta.read_only_fields, "timeline", "changes"]
+
+    @extend_schema_field(ChangesSerializer)
+    def get_changes(self, lesion: Lesion) -> dict:
+        found = compare_visits(lesion.timeline())
+        flags = [{"kind": flag.kind, "image": flag.after.key, "compared_with": flag.before.key,
+                  "sentence": flag.sentence} for flag in found.flags]  # fmt: skip
+        notes = [{"kind": note.kind, "image": note.visit.key, "sentence": note.sentence} for note in found.notes]
+        return {"flags": flags, "notes": notes}
+
+    @extend_schema_field(ImageSerializer(many=True))
+    def get_timeline(self, lesion: Lesion) -> list[dict]:
+        """The lesion's images, oldest taken first, each with its latest prediction."""
+        return ImageSerializer(lesion.timeline().select_related("lesion"), many=True, context=self.context).data
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    action = serializers.ChoiceField(choices=Action.choices, read_only=True)
+    action_name = serializers.CharField(source="get_action_display", read_only=True)
+    user = serializers.CharField(source="username", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "user", "clinic", "action", "action_name", "object_type", "object_id", "object_repr",
+                  "patient_id", "address", "detail"]  # fmt: skip
+        read_only_fields = fields

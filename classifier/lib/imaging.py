@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
 import numpy as np
@@ -104,6 +105,9 @@ class CleanImage:
     height: int
     source_format: str  # Pillow's name for the upload's format, e.g. "JPEG"
     thumbnail: bytes  # the small WebP that lists show (classifier.thumbnails)
+    # When the camera says it was taken (EXIF DateTimeOriginal, read before the metadata is
+    # dropped); naive (the camera's clock) unless the file gives its UTC offset. None: not said.
+    taken_at: datetime | None = None
 
 
 def clean_upload(
@@ -125,6 +129,9 @@ def clean_upload(
         source_format = image.format or ""
         _check_dimensions(image.size, limits, filename)
         _decode(image, filename)
+        # After decoding (a PNG's EXIF may follow its pixels, and reading it would decode them with
+        # the errors swallowed), before turning upright (which rewrites the EXIF).
+        taken_at = exif_taken_at(image)
         _turn_upright(image)
         rgb = _to_rgb(image, filename)
 
@@ -135,7 +142,53 @@ def clean_upload(
         height=rgb.height,
         source_format=source_format,
         thumbnail=make_thumbnail(rgb),  # from the decoded pixels, not by decoding the PNG again
+        taken_at=taken_at,
     )
+
+
+# --- When it was taken ------------------------------------------------------------
+
+EXIF_IFD = 0x8769  # the Exif sub-IFD, where the capture tags are
+DATE_TIME_ORIGINAL = 0x9003
+OFFSET_TIME_ORIGINAL = 0x9011
+# Earlier dates come from cameras whose clock was never set (1970, 1980), not from a
+# digital dermatoscope.
+EARLIEST_TAKEN_AT = datetime(1990, 1, 1)
+
+
+def exif_taken_at(image: Image.Image) -> datetime | None:
+    """EXIF DateTimeOriginal, or None when it is absent, unreadable or before 1990.
+
+    Aware when OffsetTimeOriginal gives the camera's UTC offset, naive otherwise; whether
+    it lies in the future is for the caller to judge, who knows the time and time zone.
+    """
+    try:
+        capture = image.getexif().get_ifd(EXIF_IFD)
+        raw = capture.get(DATE_TIME_ORIGINAL)
+        if not isinstance(raw, str):
+            return None
+        taken = datetime.strptime(raw.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+    except MemoryError:
+        raise
+    except Exception:
+        return None  # a broken EXIF block costs the date, never the upload
+    if taken < EARLIEST_TAKEN_AT:
+        return None
+    offset = _utc_offset(capture.get(OFFSET_TIME_ORIGINAL))
+    return taken.replace(tzinfo=offset) if offset is not None else taken
+
+
+def _utc_offset(raw) -> timezone | None:
+    """'+02:00' → UTC+2; anything else → None."""
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip("\x00 ")
+    if len(text) != 6 or text[0] not in "+-" or text[3] != ":" or not (text[1:3] + text[4:]).isdigit():
+        return None
+    minutes = int(text[1:3]) * 60 + int(text[4:])
+    if minutes > 14 * 60:
+        return None
+    return timezone(timedelta(minutes=minutes if text[0] == "+" else -minutes))
 
 
 # --- Reading the upload -----------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from classifier.models import Prediction, UploadBatch
 from tests.browser.conftest import drop_files, lesion_image, lesion_png, log_in, screenshot
-from tests.factories import make_prediction
+from tests.factories import make_batch, make_prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -162,7 +162,7 @@ def shown_order(page) -> list[int]:
 
 
 def test_rows_move_into_attention_order_as_results_arrive(page, live_server, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     names = ["forearm-l.png", "back-upper.png", "shin-r.png", "scalp.png", "neck.png", "cheek-l.png"]
     queued = [
         make_prediction(owner, status="queued", image=lesion_image(owner, 50 + n, batch=batch, original_filename=name))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from classifier.models import UploadBatch
 from tests.browser.conftest import lesion_image, log_in
-from tests.factories import make_prediction
+from tests.factories import make_batch, make_prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -16,7 +15,7 @@ NAMES = ["IMG_20250601_103211.jpg", "left-upper-arm_lesion-3.png", "dermoscopy-0
 
 
 def test_ordinary_file_names_are_not_broken_in_the_batch_and_history_tables(page, live_server, owner):
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     for n, name in enumerate(NAMES):
         image = lesion_image(owner, n, batch=batch, original_filename=name, clinician_note="Seen at the clinic; " * 6)
         make_prediction(owner, image=image, status="done", top_class="nv", is_malignant=False,

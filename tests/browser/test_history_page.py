@@ -27,8 +27,8 @@ def reading(image, top_class: str, top: float, malignant: float, flagged: bool, 
 
 
 @pytest.fixture
-def history(owner, colleague):
-    """Eight of the owner's uploads, three of them of the left arm, and a colleague's."""
+def history(owner, outsider):
+    """Eight of the owner's uploads, three of them of the left arm, and an outsider's (another clinic's)."""
     arm_mel = lesion(owner, "left-arm-2025-01.png", 1, 300)
     reading(arm_mel, "mel", 0.58, 0.74, True)
     arm_bcc = lesion(owner, "left-arm-2025-03.png", 2, 200, clinician_note="Biopsy booked")
@@ -40,7 +40,7 @@ def history(owner, colleague):
     for n, (code, flagged) in enumerate([("nv", False), ("vasc", False), ("akiec", True)]):
         reading(lesion(owner, f"clinic-{n}.png", 10 + n, 50 - n), code, 0.7, 0.8 if flagged else 0.1, flagged)
     make_prediction(owner, image=lesion(owner, "waiting.png", 20, 1), status="queued")
-    bobs = lesion(colleague, "left-arm-bob.png", 30, 10)
+    bobs = lesion(outsider, "left-arm-bob.png", 30, 10)
     reading(bobs, "mel", 0.9, 0.95, True)
     return {"arm_mel": arm_mel, "arm_bcc": arm_bcc, "arm_nv": arm_nv, "back": back}
 
@@ -86,7 +86,7 @@ def test_a_clinician_filters_their_history_exports_it_and_writes_a_note(page, li
     assert exported[0]["clinician_note"] == "Biopsy booked" and exported[0]["malignant_probability"] == "0.93"
 
     page.get_by_role("link", name="Add note on left-arm-2025-01.png").click()
-    page.get_by_label("Your note").fill("Dermoscopy follow-up in 3 months; compare with left-arm-2025-03.")
+    page.get_by_label("Note").fill("Dermoscopy follow-up in 3 months; compare with left-arm-2025-03.")
     page.get_by_role("button", name="Save note").click()
 
     page.wait_for_url(FILTERED)  # back where the clinician was

@@ -6,7 +6,7 @@ import pytest
 
 from classifier.models import ModelVersion, UploadBatch
 from tests.browser.conftest import drop_files, has_horizontal_scroll, lesion_image, lesion_png, log_in, screenshot
-from tests.factories import make_image, make_prediction
+from tests.factories import make_batch, make_image, make_prediction
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +32,7 @@ def real_reading(top: str, p_top: float) -> dict:
 
 def finished_batch(owner) -> UploadBatch:
     version = ModelVersion.objects.create(name="mobilenetv2-150-v9", directory="x", card={}, malignant_threshold=0.21)
-    batch = UploadBatch.objects.create(owner=owner)
+    batch = make_batch(owner)
     readings = [("mel", True, 0.995), ("nv", False, 0.07), ("bkl", False, 0.22)]
     grid = [[0.2 * col for col in range(5)] for _ in range(5)]
     for n, (code, flagged, score) in enumerate(readings):

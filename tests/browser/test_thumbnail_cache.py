@@ -32,7 +32,7 @@ def shown(page) -> bool:
 
 
 def test_the_next_user_of_the_browser_cannot_see_a_cached_thumbnail(
-    page, live_server, owner, colleague, thumbnail_requests
+    page, live_server, owner, outsider, thumbnail_requests
 ):
     image = lesion_image(owner, 7, original_filename="shoulder.png")
     make_prediction(owner, status="done", top_class="nv", image=image, top_probability=0.8, is_malignant=False)

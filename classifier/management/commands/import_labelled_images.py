@@ -6,15 +6,19 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.importing import import_labelled_images, read_labelled_metadata
+from classifier.models import Clinic
 
 IMPORT_USER = "dataset-import"
+IMPORT_CLINIC = "Imported datasets"
 
 
 class Command(BaseCommand):
     help = (
         "Import a labelled dataset — a folder with images/ and a HAM10000-style metadata CSV "
         "(image_id, dx, and optionally lesion_id, dx_type, age, sex, localization) — as labelled images "
-        f"owned by the user '{IMPORT_USER}'. Idempotent: images already imported (same SHA-256) are skipped."
+        f"of a clinic (--clinic, default '{IMPORT_CLINIC}', made if missing), uploaded by the user '{IMPORT_USER}'. "
+        "--as-patients groups the images by lesion_id into patients and lesions. "
+        "Idempotent: images the clinic already holds (same SHA-256) are skipped."
     )
 
     def add_arguments(self, parser):
@@ -22,8 +26,15 @@ class Command(BaseCommand):
         parser.add_argument("--metadata", type=Path, help="CSV path (default: the folder's only *.csv)")
         parser.add_argument("--images", type=Path, help="images folder (default: <folder>/images)")
         parser.add_argument("--limit", type=int, help="import only the first N rows (for a quick trial)")
+        parser.add_argument("--clinic", default=IMPORT_CLINIC, help=f"the clinic's name (default: {IMPORT_CLINIC})")
+        parser.add_argument(
+            "--as-patients",
+            action="store_true",
+            help="one patient per lesion_id (referenced by it), with one lesion at the row's localization "
+            "holding the lesion's images, labelled with its diagnosis",
+        )
 
-    def handle(self, *args, folder: Path, metadata: Path | None, images: Path | None, limit: int | None, **opts):
+    def handle(self, *args, folder: Path, metadata, images, limit, clinic: str, as_patients: bool, **opts):
         csv_path = metadata or self._only_csv(folder)
         images_dir = images or folder / "images"
         if not images_dir.is_dir():
@@ -34,13 +45,22 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if limit is not None:
             frame = frame.head(limit)
+        name = clinic.strip()
+        if not name:
+            raise CommandError("--clinic needs a name")
+        target, made = Clinic.objects.get_or_create(name=name)
+        if made:
+            self.stdout.write(f"Made the clinic {target.name!r}: add members to it in the admin to see the images.")
         owner, _ = get_user_model().objects.get_or_create(username=IMPORT_USER, defaults={"is_active": False})
 
-        report = import_labelled_images(images_dir, frame, owner, progress=self._progress)
+        report = import_labelled_images(
+            images_dir, frame, owner, target, as_patients=as_patients, progress=self._progress
+        )
         self.stdout.write("")
+        patients = f" {report.patients_created} new patients;" if as_patients else ""
         self.stdout.write(
-            f"Imported {report.created} images; {report.already_present} were already present; "
-            f"{len(report.rejected)} rejected."
+            f"Imported {report.created} images;{patients} {report.already_present} were already present; "
+            f"{len(report.rejected)} rejected (clinic: {target.name})."
         )
         for reason in report.rejected[:20]:
             self.stdout.write(f"  rejected: {reason}")

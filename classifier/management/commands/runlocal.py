@@ -76,7 +76,7 @@ class Command(BaseCommand):
             time.sleep(0.25)
         _wait_for_workers(deadline)
         url = f"http://{addrport}/"
-        demo = get_user_model().objects.filter(username__in=[name for name, _, _ in DEMO_ACCOUNTS]).exists()
+        demo = get_user_model().objects.filter(username__in=[account.username for account in DEMO_ACCOUNTS]).exists()
         self.stdout.write(self.style.SUCCESS(login_box(url) if demo else f"lesionsite is running at {url}"))
 
     def _wait(self, children: list[subprocess.Popen]) -> None:

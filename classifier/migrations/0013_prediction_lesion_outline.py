@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('classifier', '0009_latest_prediction_link'),
+        ('classifier', '0012_images_belong_to_a_clinic'),
     ]
 
     operations = [
