@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
 
@@ -156,8 +157,29 @@ def audit(request, action: str, obj=None, *, clinic=None, detail: dict | None = 
     ``detail`` must hold no patient data (no references, file names or notes).
     """
     event = _event(request, action, obj, clinic, detail)
+    if action in REPEATABLE_VIEWS and not _first_view_in_window(event):
+        return event  # the same person saw the same thing moments ago: the log has it
     event.save(force_insert=True)
     return event
+
+
+# A page that follows a pending reading re-reads it every second or two, and an API client polls
+# the same way; each read is the same access. Views (never downloads, exports or changes) of the
+# same object by the same user from the same address are written once per AUDIT_REPEAT_SECONDS.
+REPEATABLE_VIEWS = frozenset(
+    {Action.VIEWED_PATIENT, Action.VIEWED_LESION, Action.VIEWED_IMAGE, Action.VIEWED_BATCH, Action.LISTED_PATIENTS}
+)
+
+
+def _first_view_in_window(event: AuditEvent) -> bool:
+    if settings.AUDIT_REPEAT_SECONDS <= 0:
+        return True
+    key = ":".join(
+        str(part)
+        for part in ("audit-seen", event.user_id, event.clinic_id, event.action, event.object_type, event.object_id,
+                     event.address)  # fmt: skip
+    )
+    return cache.add(key, 1, timeout=settings.AUDIT_REPEAT_SECONDS)
 
 
 def audit_many(request, action: str, objects: Iterable, *, clinic=None, detail: dict | None = None) -> int:

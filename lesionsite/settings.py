@@ -236,6 +236,8 @@ SWEEP_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 60
 # Events older than this are deleted by `manage.py purge_audit_events` (run it daily, e.g. from
 # cron); ten years by default, a common retention period for medical records: set your own.
 AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 3650, minimum=1)
+# Repeated views of one object by one user (a page polling a pending reading) are logged once per this.
+AUDIT_REPEAT_SECONDS = envint("AUDIT_REPEAT_SECONDS", 60, minimum=0)
 # Behind a reverse proxy, REMOTE_ADDR is the proxy's: with this on, the client's address is the
 # last one in X-Forwarded-For (the one the proxy saw). Off by default, since a client can send the
 # header itself: turn it on only when a proxy you run always sets it.

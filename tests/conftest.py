@@ -62,6 +62,16 @@ def empty_media_root():
 # the outsider in another (and must see nothing of the first); an anonymous client has no account.
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The audit log's repeat window lives in the cache: no test inherits another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def clinic(db):
     """The owner's clinic."""

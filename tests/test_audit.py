@@ -167,17 +167,34 @@ def test_every_api_read_of_the_clinics_records_is_audited(owner_api, owner, clin
     owner_api.get(f"/api/v1/lesions/{lesion.pk}/")
     b"".join(owner_api.get(f"/images/{prediction.image_id}/file/").streaming_content)
 
+    # The image and the patient seen a second time in the same minute are the same access (below).
     assert [action for _, action, _, _ in events()] == [
         "viewed_history",
         "viewed_image",
         "viewed_history",
-        "viewed_image",
         "listed_patients",
-        "viewed_patient",
         "viewed_patient",
         "viewed_lesion",
         "downloaded_file",
     ]
+
+
+def test_a_view_repeated_within_the_window_is_written_once_a_download_every_time(owner_api, owner, settings):
+    from django.core.cache import cache
+
+    prediction = make_prediction(owner)
+    for _ in range(5):  # a client polling a pending reading
+        owner_api.get(f"/api/v1/predictions/{prediction.pk}/")
+        b"".join(owner_api.get(f"/images/{prediction.image_id}/file/").streaming_content)
+
+    assert [action for _, action, _, _ in events()] == ["viewed_image"] + ["downloaded_file"] * 5
+
+    cache.clear()  # the window (AUDIT_REPEAT_SECONDS) has passed
+    owner_api.get(f"/api/v1/predictions/{prediction.pk}/")
+    settings.AUDIT_REPEAT_SECONDS = 0  # every view written
+    owner_api.get(f"/api/v1/predictions/{prediction.pk}/")
+    owner_api.get(f"/api/v1/predictions/{prediction.pk}/")
+    assert [action for _, action, _, _ in events()].count("viewed_image") == 4
 
 
 def test_a_refused_read_writes_no_event(outsider_api, client, outsider, owner):
