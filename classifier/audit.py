@@ -176,8 +176,15 @@ def _first_view_in_window(event: AuditEvent) -> bool:
         return True
     key = ":".join(
         str(part)
-        for part in ("audit-seen", event.user_id, event.clinic_id, event.action, event.object_type, event.object_id,
-                     event.address)  # fmt: skip
+        for part in (
+            "audit-seen",
+            event.user_id,
+            event.clinic_id,
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.address,
+        )  # fmt: skip
     )
     return cache.add(key, 1, timeout=settings.AUDIT_REPEAT_SECONDS)
 
