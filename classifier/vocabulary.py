@@ -8,30 +8,15 @@ from __future__ import annotations
 
 from django.db import models
 
+from classifier.lib.bodymap import SITES
 from training.classes import CLASSES, FULL_NAMES
 
 CLASS_CHOICES = [(code, f"{FULL_NAMES[code]} ({code})") for code in CLASSES]
 
 SEX_CHOICES = [("male", "Male"), ("female", "Female"), ("unknown", "Unknown")]
 
-# HAM10000's `localization` vocabulary, so uploads, lesions and the training data speak alike.
-SITES = (
-    "abdomen",
-    "acral",
-    "back",
-    "chest",
-    "ear",
-    "face",
-    "foot",
-    "genital",
-    "hand",
-    "lower extremity",
-    "neck",
-    "scalp",
-    "trunk",
-    "upper extremity",
-    "unknown",
-)
+# HAM10000's `localization` vocabulary (defined with the body map that draws it), so uploads,
+# lesions and the training data speak alike.
 SITE_CHOICES = [(site, site.capitalize()) for site in SITES]
 
 
