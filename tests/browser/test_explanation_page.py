@@ -17,6 +17,7 @@ from classifier.registry import register_model_versions
 from tests.browser.conftest import log_in, screenshot
 from tests.images import dermoscopy_like_png
 from training.card import find_version_dirs, read_card
+from training.preprocessing import input_box
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -48,7 +49,7 @@ def upload_and_wait(page, live_server, path: Path) -> None:
 
 def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, owner, shipped_model, tmp_path):
     lesion = tmp_path / "lesion.png"
-    lesion.write_bytes(dermoscopy_like_png(seed=5))  # out-of-distribution score 0.59: accepted
+    lesion.write_bytes(dermoscopy_like_png(seed=5))  # in distribution for the shipped versions: a reading
 
     upload_and_wait(page, live_server, lesion)
 
@@ -69,12 +70,15 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
 
     assert heatmap.is_visible() and legend.is_visible()
     assert page.get_by_role("button", name="Hide heatmap").get_attribute("aria-pressed") == "true"
-    # The overlay covers the centre square the model saw of the 200x150 picture.
+    # The overlay covers the part of the 200x150 picture the model saw, by the card's geometry
+    # (the whole picture for a squashing version, the centre square for a centre-cropping one).
+    card = read_card(SHIPPED)
+    left, top, right, bottom = input_box((200, 150), card.input_size, card.geometry)
     frame = page.locator(".viewer img").bounding_box()
     overlay = heatmap.bounding_box()
-    assert overlay["height"] == pytest.approx(frame["height"], abs=2)
-    assert overlay["width"] == pytest.approx(frame["width"] * 0.75, abs=2)
-    assert overlay["x"] == pytest.approx(frame["x"] + frame["width"] * 0.125, abs=2)
+    assert overlay["height"] == pytest.approx(frame["height"] * (bottom - top), abs=2)
+    assert overlay["width"] == pytest.approx(frame["width"] * (right - left), abs=2)
+    assert overlay["x"] == pytest.approx(frame["x"] + frame["width"] * left, abs=2)
     painted = page.evaluate(
         """() => { const c = document.getElementById('heatmap');
                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
