@@ -8,6 +8,7 @@ CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS (see README's configuration table).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,14 +91,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "classifier:upload"
-LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
@@ -249,6 +242,32 @@ TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 # CHANGE_AREA_FRACTION of its earlier share (relative; only for versions that outline the lesion).
 CHANGE_SCORE_RISE = envfloat("CHANGE_SCORE_RISE", 0.10, 0.0, 1.0)
 CHANGE_AREA_FRACTION = envfloat("CHANGE_AREA_FRACTION", 0.25, 0.0)
+
+# --- Authentication: signing in, locking out password guessing, sessions, passwords.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "classifier:upload"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# django-axes counts failed sign-ins on every path that calls authenticate() with the request
+# (the login page, the admin's login, POST /api/v1/auth/token/) and refuses further attempts,
+# the right password included, per account and, separately, per client address.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # turns a lock into classifier.lockout's answer
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# A lock lifts this long after the last failed attempt (attempts while locked extend it).
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets that account's earlier failures
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # each failure is a row (user, address, path; never the password)
+AXES_CLIENT_IP_CALLABLE = "classifier.audit.client_address"  # the audit log's address, proxy rule included
+AXES_LOCKOUT_CALLABLE = "classifier.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
 
 # --- REST API.
 REST_FRAMEWORK = {
