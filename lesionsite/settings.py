@@ -269,6 +269,16 @@ AXES_CLIENT_IP_CALLABLE = "classifier.audit.client_address"  # the audit log's a
 AXES_LOCKOUT_CALLABLE = "classifier.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 
+# A page session ends after SESSION_IDLE_TIMEOUT_MINUTES without a request, and when the browser
+# closes (the cookie has no expiry date). Django's own settings do it: every request saves the
+# session, moving its server-side expiry (what is enforced; a kept cookie is no use after it)
+# SESSION_COOKIE_AGE ahead. The cost, one session write per request, is small beside the
+# audit log's; a middleware would add code to do the same.
+SESSION_IDLE_TIMEOUT_MINUTES = envint("SESSION_IDLE_TIMEOUT_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
 # --- REST API.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
