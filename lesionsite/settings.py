@@ -247,11 +247,31 @@ CHANGE_AREA_FRACTION = envfloat("CHANGE_AREA_FRACTION", 0.25, 0.0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "classifier:upload"
 LOGOUT_REDIRECT_URL = "login"
+# Twelve characters at least (NCSC and NIST advise length over composition rules), not a common
+# password, not all digits, not close to the user's name or e-mail address.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# An administrator sends a one-time link to set a password (manage.py send_password_reset); it works
+# once, and stops working when the password changes or after this many hours.
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_HOURS", 24, minimum=1) * 3600
+# The links in e-mails start with this: the address clinicians open the site at.
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# E-mail goes out through SMTP once EMAIL_HOST is set; otherwise it is printed on the console
+# (a laptop's `make run` shows the link there).
+EMAIL_HOST = envstr("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = envint("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)  # STARTTLS on 587
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)  # TLS from the start, usually port 465
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "lesionsite <lesionsite@localhost>")
 
 # django-axes counts failed sign-ins on every path that calls authenticate() with the request
 # (the login page, the admin's login, POST /api/v1/auth/token/) and refuses further attempts,
