@@ -8,6 +8,7 @@ CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS (see README's configuration table).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -90,14 +91,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "classifier:upload"
-LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
@@ -249,6 +242,62 @@ TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 # CHANGE_AREA_FRACTION of its earlier share (relative; only for versions that outline the lesion).
 CHANGE_SCORE_RISE = envfloat("CHANGE_SCORE_RISE", 0.10, 0.0, 1.0)
 CHANGE_AREA_FRACTION = envfloat("CHANGE_AREA_FRACTION", 0.25, 0.0)
+
+# --- Authentication: signing in, locking out password guessing, sessions, passwords.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "classifier:upload"
+LOGOUT_REDIRECT_URL = "login"
+# Twelve characters at least (NCSC and NIST advise length over composition rules), not a common
+# password, not all digits, not close to the user's name or e-mail address.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# An administrator sends a one-time link to set a password (manage.py send_password_reset); it works
+# once, and stops working when the password changes or after this many hours.
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_HOURS", 24, minimum=1) * 3600
+# The links in e-mails start with this: the address clinicians open the site at.
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# E-mail goes out through SMTP once EMAIL_HOST is set; otherwise it is printed on the console
+# (a laptop's `make run` shows the link there).
+EMAIL_HOST = envstr("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = envint("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)  # STARTTLS on 587
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)  # TLS from the start, usually port 465
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "lesionsite <lesionsite@localhost>")
+
+# django-axes counts failed sign-ins on every path that calls authenticate() with the request
+# (the login page, the admin's login, POST /api/v1/auth/token/) and refuses further attempts,
+# the right password included, per account and, separately, per client address.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # turns a lock into classifier.lockout's answer
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# A lock lifts this long after the last failed attempt (attempts while locked extend it).
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets that account's earlier failures
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # each failure is a row (user, address, path; never the password)
+AXES_CLIENT_IP_CALLABLE = "classifier.audit.client_address"  # the audit log's address, proxy rule included
+AXES_LOCKOUT_CALLABLE = "classifier.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+
+# A page session ends after SESSION_IDLE_TIMEOUT_MINUTES without a request, and when the browser
+# closes (the cookie has no expiry date). Django's own settings do it: every request saves the
+# session, moving its server-side expiry (what is enforced; a kept cookie is no use after it)
+# SESSION_COOKIE_AGE ahead. The cost, one session write per request, is small beside the
+# audit log's; a middleware would add code to do the same.
+SESSION_IDLE_TIMEOUT_MINUTES = envint("SESSION_IDLE_TIMEOUT_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # --- REST API.
 REST_FRAMEWORK = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.http import HttpRequest
 from django.utils import timezone
 
 from classifier.management.commands.create_demo_users import DEMO_ACCOUNTS, DEMO_CLINIC, login_box
@@ -19,7 +20,7 @@ def test_it_makes_a_clinic_with_a_clinician_and_a_manager_and_a_followed_lesion(
     roles = dict(Membership.objects.filter(clinic__name=DEMO_CLINIC).values_list("user__username", "role"))
     assert roles == {"clinician": "clinician", "manager": "manager", "admin": "clinician"}
     for account in DEMO_ACCOUNTS:
-        user = authenticate(username=account.username, password=account.password)
+        user = authenticate(HttpRequest(), username=account.username, password=account.password)
         assert user is not None and user.is_staff == account.is_staff
     patient = Patient.objects.get(clinic__name=DEMO_CLINIC)
     lesion = patient.lesions.get()
@@ -40,7 +41,8 @@ def test_running_it_again_resets_passwords_and_uploads_nothing_twice():
 
     call_command("create_demo_users")
 
-    assert authenticate(username="clinician", password="lesionsite-clinician") is not None
+    # axes needs the request to judge an attempt
+    assert authenticate(HttpRequest(), username="clinician", password="lesionsite-clinician") is not None
     assert LesionImage.objects.count() == 3 and Patient.objects.count() == 1
 
 

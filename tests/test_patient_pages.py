@@ -8,6 +8,7 @@ import datetime as dt
 import io
 
 import pytest
+from django.http import HttpRequest
 from django.utils import timezone
 
 from classifier.audit import AuditEvent
@@ -429,7 +430,7 @@ def test_the_demo_patient_opens_on_every_page(client):
     call_command("create_demo_users", stdout=io.StringIO())
     patient = Patient.objects.get(reference="DEMO-001")
     lesion = patient.lesions.get()
-    client.login(username="manager", password="lesionsite-manager")
+    client.login(request=HttpRequest(), username="manager", password="lesionsite-manager")  # axes needs the request
 
     urls = ["/patients/", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/", f"/patients/{patient.pk}/report.pdf",
             f"/lesions/{lesion.pk}/report.pdf", f"/patients/{patient.pk}/export/"]  # fmt: skip
