@@ -303,3 +303,19 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
+
+# --- Production hardening: HTTPS, HSTS, Secure cookies, /healthz details, response headers.
+# Each is on unless DEBUG is (`make run` serves plain http on 127.0.0.1:8000), and each can
+# be set on its own. TLS itself ends at a proxy in front (README: "Running behind TLS").
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+# /healthz is exempt: a container's own health check calls it over plain http on loopback.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A year, the value the HSTS preload list asks for; set 0 while trying TLS for the first time.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+# Behind a TLS proxy Django sees plain http; the proxy's X-Forwarded-Proto says what the client
+# used. Off by default: without a proxy that always sets (or strips) it, a client could send it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("TRUST_X_FORWARDED_PROTO", False) else None
