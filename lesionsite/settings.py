@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envfloat, envint, envlist, envrate, envstr
+from lesionsite.env import envbool, envfloat, envint, envlist, envnetworks, envrate, envstr
 from training.card import INFERENCE_BACKENDS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -319,3 +319,9 @@ CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
 # Behind a TLS proxy Django sees plain http; the proxy's X-Forwarded-Proto says what the client
 # used. Off by default: without a proxy that always sets (or strips) it, a client could send it.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("TRUST_X_FORWARDED_PROTO", False) else None
+# /healthz answers anyone with a bare {"status": ...}; the parts (worker host names, the active
+# model) only to staff and to callers from these addresses or CIDR ranges (a monitoring network).
+HEALTHZ_DETAIL_FROM = envnetworks("HEALTHZ_DETAIL_FROM", [])
+# An anonymous answer is reused this long: each fresh one costs a Celery broadcast (~1 s), which
+# an anonymous caller must not be able to repeat at will.
+HEALTHZ_CACHE_SECONDS = envint("HEALTHZ_CACHE_SECONDS", 5, minimum=0)
