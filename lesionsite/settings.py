@@ -325,3 +325,16 @@ HEALTHZ_DETAIL_FROM = envnetworks("HEALTHZ_DETAIL_FROM", [])
 # An anonymous answer is reused this long: each fresh one costs a Celery broadcast (~1 s), which
 # an anonymous caller must not be able to repeat at will.
 HEALTHZ_CACHE_SECONDS = envint("HEALTHZ_CACHE_SECONDS", 5, minimum=0)
+# Every answer Django makes gets `Cache-Control: private, no-store` (a view may say otherwise) and
+# this Content-Security-Policy. Inside WhiteNoise, so static files keep their long caching.
+_AFTER_WHITENOISE = MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1
+MIDDLEWARE.insert(_AFTER_WHITENOISE, "classifier.middleware.PrivateResponsesMiddleware")
+# Scripts and styles are files of this site; heatmaps and previews are drawn into data: and
+# blob: URLs. style-src needs 'unsafe-inline' for style attributes: the image viewers' aspect
+# ratio and the probability bars (templates/classifier/prediction.html, _compare.html) and
+# templates/admin set them; no template has a <style> element or an inline script.
+CONTENT_SECURITY_POLICY = envstr(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
