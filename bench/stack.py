@@ -74,6 +74,7 @@ def prepare(model_dir: Path, workdir: Path, litert: bool = True) -> BenchEnviron
         "MODEL_ROOT": str(model_root),
         "LESIONSITE_VAR_DIR": str(workdir / "var"),
         "UPLOAD_RATE_LIMIT": "",  # the benchmark is one user uploading hundreds of images
+        "SECURE_SSL_REDIRECT": "0",  # plain http on loopback: no TLS proxy in front
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }

@@ -1,14 +1,27 @@
-"""/healthz: is every dependency of a prediction up? For operators and load balancers."""
+"""/healthz: is every dependency of a prediction up? For operators and load balancers.
+
+Anyone gets the verdict; what each part said (worker host names, the active model, error
+text) goes only to staff and to HEALTHZ_DETAIL_FROM addresses. Anonymous answers come from a
+short cache, so they cannot be used to make the workers answer broadcasts at will.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 from celery import current_app as app
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from classifier.audit import client_address
 from classifier.models import ModelVersion
+
+logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT = 2.0  # seconds: a health check must answer fast even when Redis is gone
 PING_TIMEOUT = 1.0
@@ -52,14 +65,50 @@ def check_model() -> dict:
     return {"ok": version.model_path.is_file(), "active_version": version.name}
 
 
-@never_cache
-@require_GET
-def healthz(request):
+CACHE_KEY = "healthz:healthy"
+
+
+def full_report() -> dict:
     report = {"database": check_database(), "broker": check_broker()}
     report["inference_workers"] = (
         check_inference_workers() if report["broker"]["ok"] else {"ok": False, "count": 0, "error": "broker down"}
     )
     report["model"] = check_model() if report["database"]["ok"] else {"ok": False, "error": "database down"}
-    healthy = all(part["ok"] for part in report.values())
-    report["status"] = "ok" if healthy else "unavailable"
-    return JsonResponse(report, status=200 if healthy else 503)
+    report["status"] = "ok" if all(part["ok"] for part in report.values()) else "unavailable"
+    return report
+
+
+def may_see_details(request) -> bool:
+    if request.user.is_authenticated and request.user.is_staff:
+        return True
+    address = client_address(request)
+    return address is not None and any(ipaddress.ip_address(address) in net for net in settings.HEALTHZ_DETAIL_FROM)
+
+
+def remember(healthy: bool) -> None:
+    try:
+        cache.set(CACHE_KEY, healthy, settings.HEALTHZ_CACHE_SECONDS)
+    except Exception:  # the cache is Redis in production: a health check must still answer without it
+        logger.warning("healthz: could not cache the verdict", exc_info=True)
+
+
+def remembered() -> bool | None:
+    try:
+        return cache.get(CACHE_KEY)
+    except Exception:
+        logger.warning("healthz: could not read the cached verdict", exc_info=True)
+        return None
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    if may_see_details(request):
+        report = full_report()
+        remember(report["status"] == "ok")
+        return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    healthy = remembered()
+    if healthy is None:
+        healthy = full_report()["status"] == "ok"
+        remember(healthy)
+    return JsonResponse({"status": "ok" if healthy else "unavailable"}, status=200 if healthy else 503)

@@ -17,7 +17,6 @@ from django.http import FileResponse, Http404, HttpResponse, JsonResponse, Strea
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.authentication import TokenAuthentication
@@ -247,17 +246,13 @@ def login_or_token_required(view):
     return wrapped
 
 
-# Stored pixels never change, so the browser may keep them for a while. `private`
-# keeps shared caches out (patient data); Vary makes the browser ask again once its
-# session cookie changes (logout, another user), rather than show what it kept.
-STORED_FILE_MAX_AGE = 3600
-
-
 def private_file(handle, content_type: str) -> FileResponse:
+    # Never kept, even by the browser: a picture of a patient's skin must not stay in a
+    # shared workstation's disk cache after logout, where anyone with the account or the
+    # disk could read it. Lists then fetch their thumbnails again on each visit.
     response = FileResponse(handle, content_type=content_type)
-    response["Cache-Control"] = f"private, max-age={STORED_FILE_MAX_AGE}"
+    response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
-    patch_vary_headers(response, ("Cookie", "Authorization"))
     return response
 
 

@@ -6,6 +6,7 @@ at start-up with the variable's name rather than somewhere deep in a request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 
@@ -83,3 +84,14 @@ def envrate(name: str, default: str) -> str:
             f"{name}={raw!r} is not a rate: write requests/period, e.g. 300/minute or 10/s, or off for no limit"
         )
     return f"{int(match.group(1))}/{match.group(2).lower()}"
+
+
+def envnetworks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or CIDR ranges ("10.0.0.0/8, ::1"); a single address is a /32 (/128)."""
+    networks = []
+    for item in envlist(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or CIDR range") from None
+    return networks

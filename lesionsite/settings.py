@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envfloat, envint, envlist, envrate, envstr
+from lesionsite.env import envbool, envfloat, envint, envlist, envnetworks, envrate, envstr
 from training.card import INFERENCE_BACKENDS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -352,3 +352,38 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
+
+# --- Production hardening: HTTPS, HSTS, Secure cookies, /healthz details, response headers.
+# Each is on unless DEBUG is (`make run` serves plain http on 127.0.0.1:8000), and each can
+# be set on its own. TLS itself ends at a proxy in front (README: "Running behind TLS").
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+# /healthz is exempt: a container's own health check calls it over plain http on loopback.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A year, the value the HSTS preload list asks for; set 0 while trying TLS for the first time.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+# Behind a TLS proxy Django sees plain http; the proxy's X-Forwarded-Proto says what the client
+# used. Off by default: without a proxy that always sets (or strips) it, a client could send it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("TRUST_X_FORWARDED_PROTO", False) else None
+# /healthz answers anyone with a bare {"status": ...}; the parts (worker host names, the active
+# model) only to staff and to callers from these addresses or CIDR ranges (a monitoring network).
+HEALTHZ_DETAIL_FROM = envnetworks("HEALTHZ_DETAIL_FROM", [])
+# An anonymous answer is reused this long: each fresh one costs a Celery broadcast (~1 s), which
+# an anonymous caller must not be able to repeat at will.
+HEALTHZ_CACHE_SECONDS = envint("HEALTHZ_CACHE_SECONDS", 5, minimum=0)
+# Every answer Django makes gets `Cache-Control: private, no-store` (a view may say otherwise) and
+# this Content-Security-Policy. Inside WhiteNoise, so static files keep their long caching.
+_AFTER_WHITENOISE = MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1
+MIDDLEWARE.insert(_AFTER_WHITENOISE, "classifier.middleware.PrivateResponsesMiddleware")
+# Scripts and styles are files of this site; heatmaps and previews are drawn into data: and
+# blob: URLs. style-src needs 'unsafe-inline' for style attributes: the image viewers' aspect
+# ratio and the probability bars (templates/classifier/prediction.html, _compare.html) and
+# templates/admin set them; no template has a <style> element or an inline script.
+CONTENT_SECURITY_POLICY = envstr(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)

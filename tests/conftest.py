@@ -29,6 +29,13 @@ WORKER_START_SECONDS = 90
 
 
 @pytest.fixture(scope="session", autouse=True)
+def plain_http():
+    """The suite's clients and live servers speak plain http, as `make run` does (DEBUG=1 there)."""
+    with override_settings(SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def isolated_storage(tmp_path_factory):
     """Uploads go to a temporary MEDIA_ROOT; MODEL_ROOT starts empty (tests add versions)."""
     media = tmp_path_factory.mktemp("media")

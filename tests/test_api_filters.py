@@ -164,11 +164,24 @@ def test_an_unknown_parameter_or_value_is_400_naming_it(owner_api, url, query, p
     assert body[parameter][0].startswith(message)
 
 
-def test_an_image_id_too_large_for_the_database_is_400_not_a_server_error(owner_api):
-    response = owner_api.get(f"{PREDICTIONS}?image=99999999999999999999999")
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        (PREDICTIONS, "image"),
+        (PREDICTIONS, "batch"),
+        (IMAGES, "batch"),
+        (IMAGES, "patient"),
+        (IMAGES, "lesion"),
+        ("/api/v1/audit-events/", "patient"),
+    ],
+)
+@pytest.mark.parametrize("value", ["99999999999999999999999", str(2**63), "0", "-1"])
+def test_an_id_no_row_can_have_is_400_naming_it_not_a_server_error(owner_api, manager, url, parameter, value):
+    owner_api.force_authenticate(manager)  # the audit log is the managers'
+    response = owner_api.get(f"{url}?{parameter}={value}")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["image"]
+    assert list(response.json()) == [parameter]
 
 
 def test_the_unknown_parameter_error_lists_the_known_ones(owner_api):

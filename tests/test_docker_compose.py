@@ -85,3 +85,15 @@ def test_versions_trained_on_the_site_live_in_a_volume_the_trainer_writes_and_th
     # A fresh named volume copies the image's folder there, owner included: the trainer must be able to write it.
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert f"mkdir -p /data/media {root} " in dockerfile and "chown -R lesionsite /data " in dockerfile
+
+
+def test_web_is_reached_only_through_the_tls_proxy_which_it_trusts(compose):
+    services = compose["services"]
+    assert "ports" not in services["web"]
+    assert services["proxy"]["image"].startswith("caddy:")
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["proxy"]["volumes"]
+    assert "reverse_proxy web:8000" in (REPO_ROOT / "deploy" / "Caddyfile").read_text()
+    assert services["web"]["environment"]["TRUST_X_FORWARDED_PROTO"] == "1"
+    assert services["web"]["environment"]["CSRF_TRUSTED_ORIGINS"].endswith("https://localhost:8443}")
+    # Plain http is redirected to https, so the health check says https as the proxy does.
+    assert "X-Forwarded-Proto" in " ".join(services["web"]["healthcheck"]["test"])

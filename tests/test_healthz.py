@@ -1,10 +1,22 @@
-"""/healthz reports the database, the broker, live inference workers and the active model; 503 when one is down."""
+"""/healthz reports the database, the broker, live inference workers and the active model; 503 when one is down.
+
+The parts are shown to callers from HEALTHZ_DETAIL_FROM (here the test client's 127.0.0.1);
+who else sees them, and the anonymous answer's cache, are in test_healthz_access.py.
+"""
 
 from __future__ import annotations
+
+import ipaddress
 
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def client(client, settings):
+    settings.HEALTHZ_DETAIL_FROM = [ipaddress.ip_network("127.0.0.1/32")]
+    return client
 
 
 def test_it_is_ok_with_a_worker_a_broker_a_database_and_a_model(client, celery_worker, active_tiny_model):
@@ -37,3 +49,10 @@ def test_it_answers_503_when_the_broker_is_unreachable(client, celery_worker, ac
     assert response.status_code == 503
     assert body["broker"]["ok"] is False and body["inference_workers"]["error"] == "broker down"
     assert body["database"]["ok"] is True
+
+
+def test_an_anonymous_caller_gets_the_verdict_alone(anonymous_api, celery_worker, active_tiny_model, settings):
+    settings.HEALTHZ_DETAIL_FROM = []
+    response = anonymous_api.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}

@@ -40,11 +40,17 @@ def chromium_browser():
 
 @pytest.fixture
 def page(chromium_browser):
+    """A fresh page; a test whose pages broke the Content-Security-Policy fails, naming what was refused."""
     context = chromium_browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
+    refused: list[str] = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     yield page
     context.close()
+    assert not refused, refused
 
 
 def screenshot(page, name: str) -> Path:

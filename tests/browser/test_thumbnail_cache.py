@@ -1,4 +1,4 @@
-"""Thumbnails in Chromium: kept in the browser's cache while the session lasts, never shown from it after logout."""
+"""Thumbnails in Chromium: never kept in the browser's cache (no-store), so never shown from it after logout."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def shown(page) -> bool:
     return page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
 
 
-def test_the_next_user_of_the_browser_cannot_see_a_cached_thumbnail(
+def test_the_browser_never_keeps_a_thumbnail_so_the_next_user_cannot_see_it(
     page, live_server, owner, outsider, thumbnail_requests
 ):
     image = lesion_image(owner, 7, original_filename="shoulder.png")
@@ -44,7 +44,7 @@ def test_the_next_user_of_the_browser_cannot_see_a_cached_thumbnail(
     page.get_by_role("link", name="Upload").click()
     page.get_by_role("link", name="History").click()
     assert shown(page)
-    assert thumbnail_requests == [f"/images/{image.pk}/thumbnail/"]  # the second time, from the browser's cache
+    assert thumbnail_requests == [f"/images/{image.pk}/thumbnail/"] * 2  # the second time too: nothing was kept
 
     page.get_by_role("button", name="Log out alice").click()
     page.wait_for_url(f"{live_server.url}/login/")
@@ -54,4 +54,4 @@ def test_the_next_user_of_the_browser_cannot_see_a_cached_thumbnail(
     log_in(page, live_server.url, "bob", "bob-password-1")
     response = page.goto(url)
     assert response.status == 404
-    assert len(thumbnail_requests) == 3  # asked the server each time, not the cache
+    assert len(thumbnail_requests) == 4  # asked the server each time, not the cache
