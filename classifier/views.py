@@ -103,7 +103,20 @@ def prediction_detail(request, pk: int):
     prediction = get_object_or_404(Prediction.objects.in_clinic(current_clinic(request)), pk=pk)
     image = prediction.image
     audit(request, Action.VIEWED_IMAGE, image, detail={"prediction": prediction.pk})
-    classes = [{"code": code, "name": FULL_NAMES[code], "malignant": code in MALIGNANT_CLASSES} for code in CLASSES]
+    # A reading already done when the page opens is drawn at once, not after the first poll.
+    probabilities = prediction.probabilities if prediction.status == Prediction.Status.DONE else None
+    classes = [
+        {
+            "code": code,
+            "name": FULL_NAMES[code],
+            "malignant": code in MALIGNANT_CLASSES,
+            # As static/prediction.js writes them: the bar's share and the percentage with one decimal.
+            "bar": f"{probabilities[code]:.4f}" if probabilities else "0",
+            "percent": f"{100 * probabilities[code]:.1f} %" if probabilities else "–",
+            "is_top": bool(probabilities) and code == prediction.top_class,
+        }
+        for code in CLASSES
+    ]
     version = prediction.model_version
     entry = prediction.batch_entries.select_related("batch").order_by("-batch__created_at").first()
     context = {

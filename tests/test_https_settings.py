@@ -28,7 +28,9 @@ def production_like(tmp_path, **extra: str) -> dict:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in (*HARDENING, "DEBUG", "TRUST_X_FORWARDED_PROTO") and not key.startswith(("TRAIN", "MODEL_ROOT"))
+        # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests' fixtures for this process, never in production.
+        if key not in (*HARDENING, "DEBUG", "TRUST_X_FORWARDED_PROTO", "DJANGO_ALLOW_ASYNC_UNSAFE")
+        and not key.startswith(("TRAIN", "MODEL_ROOT"))
     }
     return {
         **environment,

@@ -67,6 +67,10 @@ def test_the_result_page_shows_the_notice_the_classes_and_live_status_hooks(owne
         assert name in page
     assert f'data-status-url="/api/v1/predictions/{prediction.pk}/"' in page
     assert "prediction.js" in page
+    # A reading done before the page opened is drawn at once, not "–" until the first poll.
+    assert '<tr data-class="mel" class="top">' in page and '<span class="pct">70.0 %</span>' in page
+    queued = owner_web.get(f"/predictions/{make_prediction(owner).pk}/").content.decode()
+    assert '<span class="pct">–</span>' in queued and '<tr data-class="mel" class="top">' not in queued
 
 
 def test_the_result_page_gives_the_located_lesions_relative_size_only_when_there_is_one(owner_web, owner):

@@ -52,6 +52,7 @@ def test_serving_pages_and_uploads_never_imports_tensorflow(tmp_path):
         "MEDIA_ROOT": str(tmp_path / "media"),
         "CELERY_BROKER_URL": "memory://",  # a real publish, to a broker that needs no server
         "ALLOWED_HOSTS": "testserver",
+        "SECURE_SSL_REDIRECT": "0",  # the test client speaks plain http
     }
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
