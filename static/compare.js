@@ -6,34 +6,6 @@
 (function () {
   "use strict";
 
-  // The ramp of static/heatmap.js, so a heatmap looks the same here as on the result page.
-  function colour(v) {
-    var r = Math.round(255 * Math.min(1, Math.max(0, 1.5 * v - 0.2)));
-    var g = Math.round(255 * Math.max(0, 1 - Math.abs(2 * v - 1.1)));
-    var b = Math.round(255 * Math.max(0, 1 - 2 * v));
-    return [r, g, b, Math.round(255 * 0.65 * v)];
-  }
-
-  function drawHeatmap(canvas, explanation) {
-    var grid = explanation.grid, rows = grid.length, cols = grid[0].length;
-    canvas.width = cols;
-    canvas.height = rows;
-    var context = canvas.getContext("2d");
-    var image = context.createImageData(cols, rows);
-    for (var y = 0; y < rows; y += 1) {
-      for (var x = 0; x < cols; x += 1) {
-        var rgba = colour(grid[y][x]), at = 4 * (y * cols + x);
-        for (var c = 0; c < 4; c += 1) { image.data[at + c] = rgba[c]; }
-      }
-    }
-    context.putImageData(image, 0, 0);
-    var box = explanation.box || [0, 0, 1, 1];
-    canvas.style.left = (100 * box[0]) + "%";
-    canvas.style.top = (100 * box[1]) + "%";
-    canvas.style.width = (100 * (box[2] - box[0])) + "%";
-    canvas.style.height = (100 * (box[3] - box[1])) + "%";
-  }
-
   function setUpHeatmap(figure, legend) {
     var data = figure.querySelector('script[type="application/json"]');
     var button = figure.querySelector("[data-heatmap-toggle]");
@@ -41,7 +13,7 @@
     if (!data || !button || !canvas) { return; }
     var explanation = JSON.parse(data.textContent);
     if (!explanation || !explanation.grid || !explanation.grid.length) { return; }
-    drawHeatmap(canvas, explanation);
+    window.lesionsiteDrawHeatmap(canvas, explanation);
     canvas.setAttribute("role", "img");
     canvas.setAttribute("aria-label", "Heatmap of where the model found its evidence");
     button.hidden = false;

@@ -1,18 +1,7 @@
-// The heatmap overlay on a result page: the worker stores a small grid (Layer-CAM
-// 10x10 or Grad-CAM 5x5 for MobileNetV2 at 150 px, as the version's card says) over
-// the part of the picture the model saw; the canvas holds one pixel per cell and the
-// browser's smooth scaling spreads it over that box. Off until the clinician turns it on.
+// The heatmap overlay on a result page (drawn by static/heatmap_canvas.js), its name, its
+// card's figures and its toggle. Off until the clinician turns it on.
 (function () {
   "use strict";
-
-  // A blue -> yellow -> red ramp; the weaker the evidence, the more transparent,
-  // so weak evidence leaves the lesion visible.
-  function colour(v) {
-    var r = Math.round(255 * Math.min(1, Math.max(0, 1.5 * v - 0.2)));
-    var g = Math.round(255 * Math.max(0, 1 - Math.abs(2 * v - 1.1)));
-    var b = Math.round(255 * Math.max(0, 1 - 2 * v));
-    return [r, g, b, Math.round(255 * 0.65 * v)];
-  }
 
   var canvas = document.getElementById("heatmap");
   var button = document.getElementById("heatmap-toggle");
@@ -42,23 +31,7 @@
         button.hidden = true;
         return;
       }
-      var grid = explanation.grid, rows = grid.length, cols = grid[0].length;
-      canvas.width = cols;
-      canvas.height = rows;
-      var context = canvas.getContext("2d");
-      var image = context.createImageData(cols, rows);
-      for (var y = 0; y < rows; y += 1) {
-        for (var x = 0; x < cols; x += 1) {
-          var rgba = colour(grid[y][x]), at = 4 * (y * cols + x);
-          image.data[at] = rgba[0]; image.data[at + 1] = rgba[1]; image.data[at + 2] = rgba[2]; image.data[at + 3] = rgba[3];
-        }
-      }
-      context.putImageData(image, 0, 0);
-      var box = explanation.box || [0, 0, 1, 1];
-      canvas.style.left = (100 * box[0]) + "%";
-      canvas.style.top = (100 * box[1]) + "%";
-      canvas.style.width = (100 * (box[2] - box[0])) + "%";
-      canvas.style.height = (100 * (box[3] - box[1])) + "%";
+      window.lesionsiteDrawHeatmap(canvas, explanation);
       canvas.setAttribute("role", "img");
       var method = explanation.method || "grad-cam";
       var name = METHOD_NAMES[method] || "Heatmap";

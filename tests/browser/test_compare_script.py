@@ -35,6 +35,7 @@ def compare_page(page):
     for css in ("lesionsite.css", "result.css", "compare.css"):
         page.add_style_tag(path=str(STATIC / css))
     page.add_script_tag(path=str(STATIC / "zoom.js"))
+    page.add_script_tag(path=str(STATIC / "heatmap_canvas.js"))
     page.add_script_tag(path=str(STATIC / "compare.js"))
     return page
 
