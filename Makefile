@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Reinstall only when a requirements file changed.
 STAMP := $(VENV)/.installed
+SOURCES := manage.py lesionsite classifier worker training bench
 
 .PHONY: run test lint format bench clean
 
@@ -20,14 +21,15 @@ run: $(STAMP)
 	DEBUG=1 $(PY) manage.py create_demo_users
 	DEBUG=1 $(PY) manage.py runlocal
 
-test: $(STAMP)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+test: lint
 	$(PY) -m pytest
 
+# bandit at medium severity and up: the low ones are the subprocess calls that start local services.
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m bandit --quiet --severity-level medium --recursive $(SOURCES)
+	$(PY) .ci/audit_dependencies.py
 
 format: $(STAMP)
 	$(PY) -m ruff format .

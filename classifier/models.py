@@ -748,8 +748,9 @@ class Prediction(models.Model):
         fields = [cls._meta.get_field(name) for name in names]
         quote = connection.ops.quote_name
         assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        # Only quoted column and table names of this model are formatted in; every value is a parameter.
         sql = (
-            f"UPDATE {quote(cls._meta.db_table)} SET {assignments} "
+            f"UPDATE {quote(cls._meta.db_table)} SET {assignments} "  # nosec B608
             f"WHERE {quote('id')} = %s AND {quote('status')} = %s AND {quote('task_id')} = %s"
         )
         params = []

@@ -193,7 +193,7 @@ def load_images(
     """
     cache_path = None
     if cache_dir is not None:
-        key = hashlib.sha1("\n".join(image_ids).encode()).hexdigest()[:12]
+        key = hashlib.sha1("\n".join(image_ids).encode(), usedforsecurity=False).hexdigest()[:12]
         framed = "" if geometry == DEFAULT_GEOMETRY else f"_{geometry}"
         cache_path = Path(cache_dir) / f"images_{input_size[0]}x{input_size[1]}{framed}_{len(image_ids)}_{key}.npy"
         if cache_path.is_file():
