@@ -13,6 +13,7 @@ with that mean, never on the test split.
 
     python -m training.robustness models/mobilenetv2-150-v3 --data-dir ../shared/data/ham10000 \\
         [--shifts zoom_in,blur] [--limit 400] [--out report.json] [--write-card]
+        [--ensemble-with models/another-seed]   # a probe: probabilities averaged with another version's
 
 Writes ``<version>/report/robustness.json`` (or ``--out``) and, with ``--write-card``,
 a compact summary as the card's ``robustness`` entry.
@@ -166,8 +167,37 @@ class VersionModel:
         return self.detector.score(features, pixels) > FLAGGED_ABOVE
 
 
+class EnsembleModel:
+    """A probe: versions of one geometry with their calibrated probabilities averaged (a seed ensemble).
+
+    The first version's out-of-distribution check and card stand for the ensemble; its
+    malignant threshold is chosen again on the ensemble's clean probabilities (see
+    ``robustness_report``), as a shipped card's is on its own. It costs one forward pass
+    per member."""
+
+    def __init__(self, members: list[VersionModel]):
+        first = members[0]
+        for other in members[1:]:
+            if (other.card.geometry, other.card.input_size) != (first.card.geometry, first.card.input_size):
+                raise ValueError(
+                    f"an ensemble's versions must share geometry and input size: {first.card.version} has "
+                    f"{first.card.geometry} {first.card.input_size}, {other.card.version} "
+                    f"{other.card.geometry} {other.card.input_size}"
+                )
+        self.members = members
+        self.card = first.card
+        self.detector = first.detector
+
+    def features_and_probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        outputs = [member.features_and_probabilities(pixels) for member in self.members]
+        return outputs[0][0], np.mean([probabilities for _, probabilities in outputs], axis=0)
+
+    def flagged(self, features: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | None:
+        return self.members[0].flagged(features, pixels)
+
+
 def run_condition(
-    model: VersionModel,
+    model: VersionModel | EnsembleModel,
     originals: list[Shifted],
     image_ids: list[str],
     shift: str | None,
@@ -250,17 +280,24 @@ def robustness_report(
     log: Callable[[str], None] = print,
     geometry: str | None = None,
     flips: bool = False,
+    ensemble_with: list[Path | str] | None = None,
 ) -> dict:
     """The whole report as a dict: per condition, then the mean over the shifts.
 
     ``geometry``: feed the version its pictures with this geometry instead of its card's (a probe);
-    ``flips``: average each picture's probabilities with its three mirror images' (test-time averaging)."""
+    ``flips``: average each picture's probabilities with its three mirror images' (test-time averaging);
+    ``ensemble_with``: average the version's probabilities with these versions' (a probe; the
+    malignant threshold is chosen again on the ensemble's clean probabilities)."""
+    from training.operating_points import choose_malignant_threshold
+
     shifts = list(SHIFTS) if shifts is None else shifts
     unknown = [name for name in shifts if name not in SHIFTS]
     if unknown:
         raise ValueError(f"unknown shifts {unknown}; known shifts: {', '.join(SHIFTS)}")
     started = time.perf_counter()
     model = VersionModel(version_dir, geometry, flips)
+    if ensemble_with:
+        model = EnsembleModel([model, *(VersionModel(other, geometry, flips) for other in ensemble_with)])
     rows = split_rows(split_file, split, limit, seed)
     image_ids = rows["image_id"].tolist()
     labels = labels_of(rows)
@@ -272,6 +309,8 @@ def robustness_report(
     for name in [CLEAN, *shifts]:
         began = time.perf_counter()
         probabilities, flags = run_condition(model, originals, image_ids, None if name == CLEAN else name, seed)
+        if name == CLEAN and ensemble_with:
+            threshold = choose_malignant_threshold(labels, probabilities)
         conditions[name] = condition_metrics(labels, probabilities, threshold, flags)
         conditions[name]["seconds"] = round(time.perf_counter() - began, 1)
         entry = conditions[name]
@@ -281,6 +320,7 @@ def robustness_report(
         )
     return {
         "version": model.card.version,
+        "ensemble": [member.card.version for member in model.members] if ensemble_with else None,
         "split": split,
         "split_file": SPLIT_FILE_IN_REPO if Path(split_file) == DEFAULT_SPLIT_FILE else str(split_file),
         "n_images": len(rows),
@@ -359,13 +399,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write-card", action="store_true", help="also write the summary as card['robustness']")
     parser.add_argument("--geometry", choices=list(GEOMETRIES), help="a probe: this geometry instead of the card's")
     parser.add_argument("--flips", action="store_true", help="a probe: average over the picture's mirror images")
+    parser.add_argument(
+        "--ensemble-with",
+        type=Path,
+        action="append",
+        metavar="VERSION_DIR",
+        help="a probe: average with this version's probabilities (repeatable; same geometry)",
+    )
     args = parser.parse_args(argv)
 
     shifts = [name.strip() for name in args.shifts.split(",") if name.strip()] if args.shifts else None
     try:
         report = robustness_report(
             args.version_dir, args.data_dir, args.split_file, shifts, args.limit, args.seed, args.split,
-            geometry=args.geometry, flips=args.flips,
+            geometry=args.geometry, flips=args.flips, ensemble_with=args.ensemble_with,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
@@ -374,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(summary_table(report))
     print(f"report written to {out}")
-    if args.write_card and args.geometry is None and not args.flips:
+    if args.write_card and args.geometry is None and not args.flips and not args.ensemble_with:
         write_card_summary(args.version_dir, report)
         print(f"card['robustness'] written to {args.version_dir / CARD_FILENAME}")
 

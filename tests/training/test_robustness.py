@@ -133,6 +133,53 @@ def test_flip_averaging_is_the_mean_of_the_four_mirror_images(nested_version, le
     assert np.allclose(averaged.features_and_probabilities(pixels)[0], plain.features_and_probabilities(pixels)[0])
 
 
+def test_an_ensemble_averages_its_members_probabilities_and_keeps_the_first_ones_features(nested_version, tmp_path):
+    from tests.training.lesions import save_nested_version
+    from training.robustness import EnsembleModel, VersionModel
+
+    other = VersionModel(save_nested_version(tmp_path, "tiny-nested-seed-1", seed=1))
+    first = VersionModel(nested_version)
+    ensemble = EnsembleModel([first, other])
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, *first.card.input_size, 3)).astype(np.float32)
+
+    features, probabilities = ensemble.features_and_probabilities(pixels)
+
+    mine, theirs = first.features_and_probabilities(pixels), other.features_and_probabilities(pixels)
+    assert not np.allclose(mine[1], theirs[1])  # two different networks, or the mean proves nothing
+    assert np.allclose(probabilities, (mine[1] + theirs[1]) / 2, atol=1e-6)
+    assert np.allclose(features, mine[0])
+
+
+def test_an_ensemble_of_two_geometries_is_refused_with_both_names(nested_version, tmp_path):
+    from tests.training.lesions import save_nested_version
+    from training.robustness import EnsembleModel, VersionModel
+
+    other = VersionModel(save_nested_version(tmp_path, "tiny-nested-squash", seed=1), geometry="squash")
+
+    with pytest.raises(ValueError, match="tiny-nested-squash"):
+        EnsembleModel([VersionModel(nested_version), other])
+
+
+def test_the_ensemble_command_chooses_its_own_threshold_and_names_its_members(nested_version, lesion_dataset, tmp_path):
+    from tests.training.lesions import save_nested_version
+
+    other = save_nested_version(tmp_path, "tiny-nested-seed-1", seed=1)
+    out = tmp_path / "ensemble.json"
+    card_before = read_card(nested_version).raw
+    main(
+        [
+            str(nested_version),
+            *("--data-dir", str(lesion_dataset["data_dir"]), "--split-file", str(lesion_dataset["split_file"])),
+            *("--shifts", "blur", "--ensemble-with", str(other), "--out", str(out), "--write-card"),
+        ]
+    )
+
+    report = json.loads(out.read_text())
+    assert report["ensemble"] == ["tiny-nested", "tiny-nested-seed-1"]
+    assert report["malignant_threshold"] != read_card(nested_version).malignant_threshold
+    assert read_card(nested_version).raw == card_before  # a probe never writes the card
+
+
 def test_the_command_refuses_an_unknown_shift_by_name(nested_version, lesion_dataset, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(
