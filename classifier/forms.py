@@ -7,6 +7,7 @@ from django.utils import timezone
 from classifier.audit import Action
 from classifier.history import DEFAULT_SORT, SORTS
 from classifier.lib import bodymap
+from classifier.lib.imaging import ACCEPTED_IN_WORDS
 from classifier.models import (
     CLASS_CHOICES,
     METHOD_CHOICES,
@@ -59,9 +60,7 @@ class LesionChoiceField(forms.ModelChoiceField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleImageField(
-        label="Dermatoscopic images", help_text="JPEG, PNG, WebP, TIFF or BMP; one or many at once."
-    )
+    files = MultipleImageField(label="Dermatoscopic images", help_text=f"{ACCEPTED_IN_WORDS}; one or many at once.")
     lesion = LesionChoiceField(label="Lesion", required=False, empty_label="— none: a one-off upload —")
     taken_at = forms.DateField(
         label="Taken on",
@@ -319,7 +318,7 @@ class LesionLabelForm(forms.Form):
 class VisitUploadForm(forms.Form):
     """The pictures of one visit of a lesion, from its row on the patient page or from the lesion page."""
 
-    files = MultipleImageField(label="Pictures of a visit", help_text="JPEG, PNG, WebP, TIFF or BMP; one or many.")
+    files = MultipleImageField(label="Pictures of a visit", help_text=f"{ACCEPTED_IN_WORDS}; one or many.")
     taken_at = UploadForm.base_fields["taken_at"]
     clean_taken_at = UploadForm.clean_taken_at
 

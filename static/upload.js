@@ -26,7 +26,7 @@
   var maxFiles = Number(zone.dataset.maxFiles) || Infinity;
   var maxBytes = Number(zone.dataset.maxBytes) || Infinity;
   var SUBMIT_LABEL = submit.textContent;
-  var ACCEPTED_IN_WORDS = "JPEG, PNG, WebP, TIFF or BMP";
+  var ACCEPTED_IN_WORDS = "JPEG, PNG, WebP, HEIC, TIFF or BMP";
 
   // Old browsers cannot build a FileList; they keep the plain input, which still works.
   var canSetFiles = (function () {
@@ -74,6 +74,7 @@
     if (text(bytes, 0, 4) === "RIFF" && text(bytes, 8, 12) === "WEBP") { return ""; }
     if (ACCEPTED.some(function (signature) { return matches(bytes, signature); })) { return ""; }
     var named = text(bytes, 4, 8) === "ftyp" ? FTYP_BRANDS[text(bytes, 8, 12)] : undefined;
+    if (named === "HEIC" || named === "HEIF") { return ""; }  // phones' pictures, decoded by pillow-heif
     NAMED.forEach(function (entry) { if (!named && matches(bytes, entry[1])) { named = entry[0]; } });
     if (named) { return "in " + named + " format, not " + ACCEPTED_IN_WORDS + ": it will be refused"; }
     return "not a " + ACCEPTED_IN_WORDS + " image, whatever its name says: it will be refused";

@@ -192,7 +192,7 @@ def test_it_does_not_say_a_file_just_over_the_limit_is_the_same_size_as_the_limi
 def test_it_rejects_files_that_are_not_images_even_with_a_jpg_name(content):
     rejected = rejection(content, filename="lesion.jpg")
     assert (rejected.code, rejected.http_status) == ("not_an_image", 400)
-    assert rejected.message == "lesion.jpg is not an image. Please upload a JPEG, PNG, WebP, TIFF or BMP image."
+    assert rejected.message == "lesion.jpg is not an image. Please upload a JPEG, PNG, WebP, HEIC, TIFF or BMP image."
 
 
 def test_it_rejects_a_zip_archive_renamed_to_jpg():
@@ -209,8 +209,8 @@ def test_it_rejects_a_zip_archive_renamed_to_jpg():
         pytest.param(encode(photo(), "ICO"), "ICO", id="ico"),
         # A Photoshop header: version 1, 3 channels, 64 x 64, 8 bits, RGB.
         pytest.param(b"8BPS\x00\x01" + bytes(6) + struct.pack(">HIIHH", 3, 64, 64, 8, 3), "PSD", id="psd"),
-        # The start of an iPhone photo: an ISO media "ftyp" box with the heic brand.
-        pytest.param(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "HEIC", id="heic"),
+        # An AVIF, the AV1 picture in an ISO media "ftyp" box: the HEIF plugin here has no AV1 decoder.
+        pytest.param(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64), "AVIF", id="avif"),
     ],
 )
 def test_it_rejects_images_in_formats_it_does_not_accept(content, named):
@@ -218,7 +218,7 @@ def test_it_rejects_images_in_formats_it_does_not_accept(content, named):
     assert (rejected.code, rejected.http_status) == ("unsupported_format", 400)
     assert rejected.message.startswith("lesion.img is in ")
     assert named in rejected.message
-    assert "Please upload a JPEG, PNG, WebP, TIFF or BMP image." in rejected.message
+    assert "Please upload a JPEG, PNG, WebP, HEIC, TIFF or BMP image." in rejected.message
 
 
 def test_it_rejects_a_png_claiming_100000_by_100000_pixels_quickly_and_without_decoding():

@@ -13,15 +13,15 @@ from tests.images import image_bytes, upload
 pytestmark = pytest.mark.django_db
 API_URL = "/api/v1/images/"
 
-# What an iPhone writes: an ISO media file whose brand says HEIC.
-HEIC_BYTES = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200)
+# What some Android phones write: an ISO media file whose brand says AVIF (no AV1 decoder here).
+AVIF_BYTES = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(200)
 SIZE_LIMIT = 20_000  # bytes: the good PNG below is ~9 KB, the BMP ~30 KB
 
 
 def the_issues_five_files():
-    """A HEIC, an HTML page named .jpg, a 0-byte file, a file over the size limit and a good image."""
+    """An AVIF, an HTML page named .jpg, a 0-byte file, a file over the size limit and a good image."""
     return [
-        upload("IMG_0412.heic", data=HEIC_BYTES),
+        upload("IMG_0412.avif", data=AVIF_BYTES),
         upload("referral.jpg", data=b"<!doctype html><html><body>Referral letter</body></html>"),
         upload("empty.png", data=b""),
         upload("huge.bmp", fmt="BMP", size=(100, 100)),
@@ -30,7 +30,7 @@ def the_issues_five_files():
 
 
 EXPECTED = [
-    ("IMG_0412.heic", "unsupported_format", "is in HEIC format"),
+    ("IMG_0412.avif", "unsupported_format", "is in AVIF format"),
     ("referral.jpg", "not_an_image", "is not an image"),
     ("empty.png", "empty", "is empty"),
     ("huge.bmp", "too_large", "the limit is 19.5 KB"),
@@ -90,8 +90,8 @@ def test_the_api_lists_every_refused_file_and_stores_nothing(owner_api, settings
 
     assert response.status_code == 400, response.content
     body = response.json()
-    assert (body["code"], body["file"]) == ("unsupported_format", "IMG_0412.heic")
-    assert body["detail"].startswith("IMG_0412.heic is in HEIC format")
+    assert (body["code"], body["file"]) == ("unsupported_format", "IMG_0412.avif")
+    assert body["detail"].startswith("IMG_0412.avif is in AVIF format")
     assert [(e["index"], e["file"], e["code"]) for e in body["errors"]] == [
         (index, name, code) for index, (name, code, _) in enumerate(EXPECTED)
     ]
@@ -120,7 +120,7 @@ def test_the_api_gives_one_bad_file_the_same_body_with_a_single_error(owner_api)
 
     assert response.status_code == 400
     body = response.json()
-    assert body["detail"] == "bad.jpg is not an image. Please upload a JPEG, PNG, WebP, TIFF or BMP image."
+    assert body["detail"] == "bad.jpg is not an image. Please upload a JPEG, PNG, WebP, HEIC, TIFF or BMP image."
     assert body["errors"] == [{"index": 1, "file": "bad.jpg", "code": "not_an_image", "detail": body["detail"]}]
 
 

@@ -19,17 +19,26 @@ from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile, ImageOps
 
 from classifier.lib.png import encode_rgb_png
+
+# HEIC/HEIF, what phones and their dermatoscope attachments save, through pillow-heif's
+# Pillow plugin (libheif with libde265, kept up to date by its wheels). Only the primary
+# picture is read: the thumbnails, depth maps and auxiliary images a HEIF may carry are
+# never decoded. libheif applies the file's rotation and mirroring while decoding and
+# reports the EXIF orientation as 1, so the picture is not turned twice.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 # The only Pillow plugins that ever parse an upload: naming them in Image.open()
 # keeps every other decoder (and its bugs) away from untrusted bytes. MPO, the
 # multi-picture JPEG that phones write, is opened by the JPEG plugin; it must not
 # be named here, because Image.open() raises KeyError for a format it cannot open.
-PILLOW_DECODERS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
-ACCEPTED_FORMATS = frozenset({*PILLOW_DECODERS, "MPO"})
-ACCEPTED_IN_WORDS = "JPEG, PNG, WebP, TIFF or BMP"
+PILLOW_DECODERS = ("JPEG", "PNG", "WEBP", "HEIF", "TIFF", "BMP")
+# HEIC: how the signatures below name a HEIF whose brand says HEVC (the HEIF plugin opens both).
+ACCEPTED_FORMATS = frozenset({*PILLOW_DECODERS, "MPO", "HEIC"})
+ACCEPTED_IN_WORDS = "JPEG, PNG, WebP, HEIC, TIFF or BMP"
 
 HTTP_STATUS = {
     "empty": 400,
@@ -273,8 +282,8 @@ def _unreadable(data: bytes, filename: str) -> ImageRejected:
 
 # Magic numbers, used only to word the rejection of a file Pillow has refused. We
 # match signatures rather than open the file again with every Pillow plugin, so no
-# decoder outside PILLOW_DECODERS ever parses an upload. This also names HEIC, the
-# iPhone's default format, which Pillow cannot open at all.
+# decoder outside PILLOW_DECODERS ever parses an upload. This also names AVIF, which
+# the HEIF plugin here cannot decode (its wheels carry no AV1 decoder).
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),

@@ -7,7 +7,7 @@ import pytest
 from classifier.models import LesionImage
 from tests.browser.conftest import lesion_png, log_in, screenshot
 from tests.images import image_bytes
-from tests.test_upload_refusals import HEIC_BYTES
+from tests.test_upload_refusals import AVIF_BYTES
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -19,9 +19,9 @@ def chooser_file(name: str, data: bytes, mime: str) -> dict:
 
 
 def the_issues_five_files() -> list[dict]:
-    """A HEIC and an HTML page both named .jpg (so their type says JPEG), a 0-byte file, a big one, a good one."""
+    """An AVIF and an HTML page both named .jpg (so their type says JPEG), a 0-byte file, a big one, a good one."""
     return [
-        chooser_file("IMG_0412.jpg", HEIC_BYTES, "image/jpeg"),
+        chooser_file("IMG_0412.jpg", AVIF_BYTES, "image/jpeg"),
         chooser_file("referral.jpg", b"<!doctype html><html><body>Referral letter</body></html>", "image/jpeg"),
         chooser_file("empty.png", b"", "image/png"),
         chooser_file("huge.bmp", image_bytes("BMP", (200, 200)), "image/bmp"),
@@ -55,8 +55,8 @@ def test_every_refused_file_is_marked_at_once_and_submit_waits_until_they_are_re
     page.locator("#file-list li[data-warning]").nth(3).wait_for()  # the first bytes are read asynchronously
 
     assert listed(page) == {
-        "IMG_0412.jpg": "⚠ in HEIC format, not JPEG, PNG, WebP, TIFF or BMP: it will be refused",
-        "referral.jpg": "⚠ not a JPEG, PNG, WebP, TIFF or BMP image, whatever its name says: it will be refused",
+        "IMG_0412.jpg": "⚠ in AVIF format, not JPEG, PNG, WebP, HEIC, TIFF or BMP: it will be refused",
+        "referral.jpg": "⚠ not a JPEG, PNG, WebP, HEIC, TIFF or BMP image, whatever its name says: it will be refused",
         "empty.png": "⚠ empty (0 bytes): it will be refused",
         "huge.bmp": "⚠ larger than the 97.7 KB limit: it will be refused",
         "lesion.png": "",
@@ -135,9 +135,9 @@ def test_without_javascript_the_page_lists_every_refused_file_and_what_to_leave_
         assert "Choose your files again without these:" in shown.inner_text()
         refused = page.locator("[data-refused-file]").all_inner_texts()
         assert refused == [
-            "IMG_0412.jpg is in HEIC format, which is not accepted. "
-            "Please upload a JPEG, PNG, WebP, TIFF or BMP image.",
-            "referral.jpg is not an image. Please upload a JPEG, PNG, WebP, TIFF or BMP image.",
+            "IMG_0412.jpg is in AVIF format, which is not accepted. "
+            "Please upload a JPEG, PNG, WebP, HEIC, TIFF or BMP image.",
+            "referral.jpg is not an image. Please upload a JPEG, PNG, WebP, HEIC, TIFF or BMP image.",
             "empty.png is empty: the file contains no data.",
             "huge.bmp is 117.2 KB; the limit is 97.7 KB.",
         ]
