@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections, models, router, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -280,6 +280,17 @@ class UploadBatchQuerySet(models.QuerySet):
         """The clinic's batches (classifier.access resolves the request's clinic); none without one."""
         return self.none() if clinic is None else self.filter(clinic=clinic)
 
+    def with_status_counts(self) -> UploadBatchQuerySet:
+        """Each batch with ``file_count`` and ``<status>_count`` for every prediction status, in one query.
+
+        Counted over the entries still in the batch's clinic, as ``UploadBatch.entries_in_clinic``."""
+        in_clinic = Q(entries__image__clinic_id=F("clinic_id"))
+        counts = {
+            f"{status}_count": Count("entries", filter=in_clinic & Q(entries__prediction__status=status))
+            for status in Prediction.Status.values
+        }
+        return self.annotate(file_count=Count("entries", filter=in_clinic), **counts)
+
 
 class LesionImageQuerySet(models.QuerySet):
     # The labelling queue's order: the model's least sure reading first, images without a
@@ -372,6 +383,27 @@ class UploadBatch(models.Model):
     @property
     def audit_subject(self) -> tuple[str, int, int | None, int | None]:
         return ("batch", self.pk, None, self.clinic_id)
+
+    def entries_in_clinic(self) -> models.QuerySet:
+        """The batch's files, in upload order; an image since attached to another clinic's lesion left with it."""
+        return self.entries.filter(image__clinic_id=self.clinic_id)
+
+    def predictions_by_attention(self) -> list[Prediction]:
+        """Each file's prediction, what needs attention first (Prediction.by_attention).
+
+        Each carries its file's entry as ``.batch_entry`` (position, already uploaded)."""
+        entries = self.entries_in_clinic().select_related("image", "prediction__model_version", "prediction__image")
+        for entry in entries:
+            entry.prediction.batch_entry = entry
+        return Prediction.by_attention(entry.prediction for entry in entries)
+
+    @staticmethod
+    def status_counts(predictions) -> dict[str, int]:
+        """How many of the predictions are in each status, every status named."""
+        counts = dict.fromkeys(Prediction.Status.values, 0)
+        for prediction in predictions:
+            counts[prediction.status] += 1
+        return counts
 
 
 def image_upload_path(image: LesionImage, filename: str) -> str:

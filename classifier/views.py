@@ -138,13 +138,7 @@ def prediction_detail(request, pk: int):
 def batch_detail(request, pk: int):
     batch = get_object_or_404(UploadBatch.objects.in_clinic(current_clinic(request)), pk=pk)
     audit(request, Action.VIEWED_BATCH, batch)
-    # Only the images still in the batch's clinic: one attached to another clinic's lesion left with it.
-    entries = batch.entries.filter(image__clinic_id=batch.clinic_id).select_related(
-        "image", "prediction__model_version"
-    )
-    for entry in entries:
-        entry.prediction.batch_entry = entry
-    predictions = Prediction.by_attention(entry.prediction for entry in entries)
+    predictions = batch.predictions_by_attention()
     finished = sum(1 for prediction in predictions if prediction.is_finished)
     context = {"batch": batch, "predictions": predictions, "finished": finished}
     return render(request, "classifier/batch.html", context)

@@ -34,15 +34,17 @@ def test_a_batch_upload_is_classified_in_batches(celery_worker, owner_api, activ
     files = [upload(f"m{i}.png", seed=100 + i) for i in range(6)]
     response = owner_api.post("/api/v1/images/", {"file": files}, format="multipart")
     assert response.status_code == 201
-    batch = response.json()["batch"]
+    batch, batch_url = response.json()["batch"], response.json()["batch_url"]
 
     def all_done():
-        results = owner_api.get(f"/api/v1/predictions/?batch={batch}").json()["results"]
-        return results if all(r["status"] in ("done", "failed") for r in results) else None
+        body = owner_api.get(batch_url).json()
+        return body if body["is_finished"] else None
 
-    results = wait_for(all_done, timeout=90)
+    body = wait_for(all_done, timeout=90)
 
-    assert [r["status"] for r in results] == ["done"] * 6, celery_worker.log()
+    assert body["counts"] == {"queued": 0, "running": 0, "done": 6, "failed": 0}, celery_worker.log()
+    assert body["progress"] == 1.0
+    assert sorted(p["position"] for p in body["predictions"]) == list(range(6))
     # One task took the whole batch: every image was claimed by the same task and run in one call.
     from classifier.models import Prediction
 

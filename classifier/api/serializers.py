@@ -22,6 +22,7 @@ from classifier.models import (
     Patient,
     Prediction,
     TrainingJob,
+    UploadBatch,
 )
 from classifier.patients import REFERENCE_MAX_LENGTH, clean_reference, validate_year_of_birth
 from classifier.records import compare_visits
@@ -288,8 +289,98 @@ class UploadedImageSerializer(serializers.Serializer):
 
 
 class UploadResultSerializer(serializers.Serializer):
-    batch = serializers.IntegerField(allow_null=True)
+    batch = serializers.IntegerField(allow_null=True, help_text="The batch's id for a multi-file upload, else null.")
+    batch_url = serializers.URLField(
+        allow_null=True, help_text="GET it for the batch's progress and its predictions, most suspicious first."
+    )
     images = UploadedImageSerializer(many=True)
+
+
+class StatusCountsSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    """A multi-file upload and how far its predictions have got."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="api:batch-detail")
+    uploaded_by = serializers.SlugRelatedField(slug_field="username", source="owner", read_only=True)
+    file_count = serializers.SerializerMethodField(help_text="Files sent (already-uploaded ones included).")
+    counts = serializers.SerializerMethodField(help_text="The files' predictions by status.")
+    finished = serializers.SerializerMethodField(help_text="Predictions done or failed.")
+    progress = serializers.SerializerMethodField(help_text="finished / file_count, from 0 to 1.")
+    is_finished = serializers.SerializerMethodField(help_text="Every prediction is done or failed.")
+    page = serializers.SerializerMethodField(help_text="The batch page in the browser.")
+
+    class Meta:
+        model = UploadBatch
+        fields = ["id", "url", "created_at", "uploaded_by", "file_count", "counts", "finished", "progress",
+                  "is_finished", "page"]  # fmt: skip
+        read_only_fields = fields
+
+    def _counts(self, batch: UploadBatch) -> dict[str, int]:
+        # A list is annotated (UploadBatchQuerySet.with_status_counts); one batch counts its predictions.
+        if hasattr(batch, "file_count"):
+            return {status: getattr(batch, f"{status}_count") for status in Prediction.Status.values}
+        return UploadBatch.status_counts(self._predictions(batch))
+
+    def _predictions(self, batch: UploadBatch) -> list[Prediction]:
+        cached = getattr(batch, "_predictions_by_attention", None)
+        if cached is None:
+            cached = batch._predictions_by_attention = batch.predictions_by_attention()
+        return cached
+
+    @extend_schema_field(StatusCountsSerializer)
+    def get_counts(self, batch: UploadBatch) -> dict[str, int]:
+        return self._counts(batch)
+
+    def get_file_count(self, batch: UploadBatch) -> int:
+        return sum(self._counts(batch).values())
+
+    def get_finished(self, batch: UploadBatch) -> int:
+        counts = self._counts(batch)
+        return counts[Prediction.Status.DONE] + counts[Prediction.Status.FAILED]
+
+    def get_progress(self, batch: UploadBatch) -> float:
+        total = self.get_file_count(batch)
+        return round(self.get_finished(batch) / total, 4) if total else 1.0
+
+    def get_is_finished(self, batch: UploadBatch) -> bool:
+        return self.get_finished(batch) == self.get_file_count(batch)
+
+    def get_page(self, batch: UploadBatch) -> str:
+        return self.context["request"].build_absolute_uri(batch.get_absolute_url())
+
+
+class BatchPredictionSerializer(PredictionSerializer):
+    position = serializers.IntegerField(source="batch_entry.position", help_text="The file's place in the upload.")
+    already_uploaded = serializers.BooleanField(
+        source="batch_entry.already_uploaded",
+        help_text="The clinic had these exact bytes before: this is the reading the picture already had.",
+    )
+    original_filename = serializers.CharField(source="batch_entry.image.original_filename")
+
+    class Meta(PredictionSerializer.Meta):
+        fields = [*PredictionSerializer.Meta.fields, "position", "already_uploaded", "original_filename"]
+        read_only_fields = fields
+
+
+class BatchDetailSerializer(BatchSerializer):
+    predictions = serializers.SerializerMethodField(
+        help_text="Every file's prediction, what needs attention first: flagged, then uncertain or not "
+        "dermatoscopic, then failed, then the rest, then those still pending; by malignancy score within each."
+    )
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "predictions"]
+        read_only_fields = fields
+
+    @extend_schema_field(BatchPredictionSerializer(many=True))
+    def get_predictions(self, batch: UploadBatch) -> list[dict]:
+        return BatchPredictionSerializer(self._predictions(batch), many=True, context=self.context).data
 
 
 class UploadFileErrorSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from classifier.api.auth import RevokeTokenView, TokenView
 from classifier.api.views import (
     AuditEventViewSet,
+    BatchViewSet,
     ImageViewSet,
     LesionReportView,
     LesionViewSet,
@@ -21,6 +22,7 @@ app_name = "api"
 router = DefaultRouter()
 router.register("images", ImageViewSet, basename="image")
 router.register("predictions", PredictionViewSet, basename="prediction")
+router.register("batches", BatchViewSet, basename="batch")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("patients", PatientViewSet, basename="patient")

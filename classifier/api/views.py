@@ -5,6 +5,7 @@ import json
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -24,6 +25,8 @@ from classifier.api.serializers import (
     ActivateSerializer,
     AttachSerializer,
     AuditEventSerializer,
+    BatchDetailSerializer,
+    BatchSerializer,
     ConfirmationRequiredSerializer,
     ImageSerializer,
     LabelledImageSerializer,
@@ -54,6 +57,7 @@ from classifier.models import (
     Patient,
     Prediction,
     TrainingJob,
+    UploadBatch,
 )
 from classifier.patient_pages import pdf_response
 from classifier.training_data import NotEnoughData
@@ -168,6 +172,9 @@ class ImageViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixi
         body = UploadResultSerializer(
             {
                 "batch": batch.pk if batch else None,
+                "batch_url": request.build_absolute_uri(reverse("api:batch-detail", args=[batch.pk]))
+                if batch
+                else None,
                 "images": [
                     {
                         "id": item.image.pk,
@@ -641,3 +648,33 @@ class LesionReportView(ReportView):
         pdf = records.lesion_report_pdf(lesion, request.user)
         audit(request, Action.EXPORTED_PDF, lesion, detail={"report": "lesion", "api": "report"})
         return pdf_response(pdf, f"lesionsite-lesion-{lesion.pk}-{timezone.localdate():%Y-%m-%d}.pdf")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=CLINIC_PARAMETERS),
+    retrieve=extend_schema(parameters=CLINIC_PARAMETERS, responses={200: BatchDetailSerializer, 404: NOT_FOUND}),
+)
+class BatchViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your clinic's multi-file uploads, newest first, with their predictions' progress; one batch lists
+    every file's prediction, most suspicious first. Every multi-file upload answers with its `batch_url`."""
+
+    serializer_class = BatchSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return UploadBatch.objects.none()
+        batches = UploadBatch.objects.in_clinic(self.clinic).select_related("owner")
+        # An aggregate drops the default order.
+        return batches.with_status_counts().order_by("-created_at", "-id") if self.action == "list" else batches
+
+    def get_serializer_class(self):
+        return BatchDetailSerializer if self.action == "retrieve" else BatchSerializer
+
+    def list(self, request, *args, **kwargs):
+        audit(request, Action.VIEWED_HISTORY, clinic=self.clinic, detail={"api": "batches"})
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        batch = self.get_object()
+        audit(request, Action.VIEWED_BATCH, batch)
+        return Response(self.get_serializer(batch).data)
