@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from classifier.audit import AuditEvent  # noqa: F401  (a model of this app)
 from classifier.clinics import Clinic, Membership  # noqa: F401  (models of this app)
+from classifier.idempotency import IdempotencyRecord  # noqa: F401  (a model of this app)
 from classifier.patients import Lesion, Patient  # noqa: F401  (models of this app)
 from classifier.queueing import enqueue_predictions, enqueue_training_job
 from classifier.training_data import labelled_counts, require_enough_labelled_images

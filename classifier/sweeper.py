@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from classifier.idempotency import IdempotencyRecord
 from classifier.models import Prediction, TrainingJob
 from classifier.queueing import enqueue_predictions
 
@@ -51,6 +52,7 @@ def requeue_stale_predictions(queued_for: float, running_for: float) -> list[int
 def sweep_stale_work() -> tuple[list[int], list[int]]:
     """What Celery beat's sweep does with the settings' delays: (predictions re-sent, jobs failed)."""
     requeued = requeue_stale_predictions(settings.SWEEP_QUEUED_AFTER, settings.SWEEP_RUNNING_AFTER)
+    IdempotencyRecord.objects.expired().delete()  # past IDEMPOTENCY_KEY_HOURS they replay nothing
     return requeued, fail_abandoned_training_jobs(settings.TRAINING_ABANDONED_AFTER)
 
 

@@ -229,6 +229,8 @@ SWEEP_RUNNING_AFTER = CELERY_TASK_TIME_LIMIT + 60
 # Events older than this are deleted by `manage.py purge_audit_events` (run it daily, e.g. from
 # cron); ten years by default, a common retention period for medical records: set your own.
 AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 3650, minimum=1)
+# How long an upload's Idempotency-Key replays its answer (classifier.idempotency); Stripe keeps 24 h.
+IDEMPOTENCY_KEY_HOURS = envint("IDEMPOTENCY_KEY_HOURS", 24, minimum=1)
 # Repeated views of one object by one user (a page polling a pending reading) are logged once per this.
 AUDIT_REPEAT_SECONDS = envint("AUDIT_REPEAT_SECONDS", 60, minimum=0)
 # Behind a reverse proxy, REMOTE_ADDR is the proxy's: with this on, the client's address is the

@@ -18,7 +18,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import records
+from classifier import idempotency, records
 from classifier.access import CLINIC_HEADER, CLINIC_PARAMETER, current_clinic, current_membership
 from classifier.api.filters import AuditEventFilter, ImageFilter, PatientFilter, PredictionFilter
 from classifier.api.serializers import (
@@ -134,7 +134,19 @@ class ImageViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     @extend_schema(
         request={"multipart/form-data": UploadSerializer},
-        parameters=CLINIC_PARAMETERS,
+        parameters=[
+            *CLINIC_PARAMETERS,
+            OpenApiParameter(
+                idempotency.HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Any unique string (a UUID): a retry with the same key and request gets the first "
+                f"answer again, with `{idempotency.REPLAYED_HEADER}: true`, and creates nothing; the same key "
+                "with other files answers 422, and one still being processed 409. Kept "
+                "IDEMPOTENCY_KEY_HOURS (24).",
+            ),
+        ],
         responses={
             201: UploadResultSerializer,
             200: OpenApiResponse(UploadResultSerializer, description="Every file had been uploaded before."),
@@ -154,7 +166,26 @@ class ImageViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixi
         },
     )
     def create(self, request, *args, **kwargs):
-        """Upload into the clinic the request works in; with `lesion`, as pictures of that lesion."""
+        """Upload into the clinic the request works in; with `lesion`, as pictures of that lesion.
+
+        With an `Idempotency-Key` header, a retry of the same request gets the first answer again
+        (with `Idempotent-Replayed: true`) and creates nothing."""
+        key = idempotency.key_of(request)
+        if key is None:
+            return self._upload(request)
+        fields = {name: value for name, value in request.data.items() if name != "file"}
+        fingerprint = idempotency.fingerprint(fields, request.FILES.getlist("file"))
+        replayed = idempotency.claim(request.user, key, fingerprint)
+        if replayed is not None:
+            return replayed
+        try:
+            response = self._upload(request)
+        except BaseException:
+            idempotency.release(request.user, key)
+            raise
+        return idempotency.answer(request.user, key, response)
+
+    def _upload(self, request):
         form = UploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         clinic = self.clinic
