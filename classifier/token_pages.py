@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -28,7 +29,9 @@ def api_tokens(request):
                 status = 400
         elif change == "revoke":
             chosen = request.POST.get("token", "")
-            token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=chosen if chosen.isdigit() else None)
+            if not chosen.isdigit():
+                raise Http404("No such token.")
+            token = get_object_or_404(ApiToken.objects.filter(user=request.user), pk=chosen)
             token.delete()
             messages.success(request, f"Revoked {token.name or 'the token'} (created {token.created:%Y-%m-%d %H:%M}).")
             return redirect("classifier:api-tokens")
