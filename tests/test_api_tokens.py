@@ -16,6 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from classifier.tokens import ApiToken
+from tests.factories import make_image
 from tests.test_settings_env import settings_in_a_fresh_process
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +73,9 @@ def test_an_expired_token_gets_401_saying_it_expired_every_time(owner):
         assert response.json()["detail"].startswith("Token expired at ")
         assert "POST your username and password to /api/v1/auth/token/" in response.json()["detail"]
     assert response["WWW-Authenticate"] == "Token"
+    # The image files, which take a token outside DRF, say the same.
+    picture = api(key).get(f"/images/{make_image(owner).pk}/file/")
+    assert picture.status_code == 401 and picture.json()["detail"].startswith("Token expired at ")
 
 
 def test_an_expired_token_is_deleted_when_its_user_gets_a_new_one(owner, outsider):
