@@ -58,7 +58,6 @@ class TokenView(APIView):
     # not stop it from getting a new one.
     authentication_classes = ()
     permission_classes = ()
-    serializer_class = TokenRequestSerializer
 
     @extend_schema(request=TokenRequestSerializer, responses={200: ISSUED})
     def post(self, request, *args, **kwargs):
