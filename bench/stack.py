@@ -85,9 +85,8 @@ def prepare(model_dir: Path, workdir: Path, litert: bool = True) -> BenchEnviron
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
-    from classifier.models import Clinic, ModelVersion
+    from classifier.models import ApiToken, Clinic, ModelVersion
     from lesionsite.celery import app
 
     call_command("migrate", verbosity=0)  # registers MODEL_ROOT's version and activates it
@@ -97,7 +96,7 @@ def prepare(model_dir: Path, workdir: Path, litert: bool = True) -> BenchEnviron
         raise RuntimeError(f"The model version in {version_dir} was not registered; is its card valid?")
     user = get_user_model().objects.create_user(*BENCH_USER)
     Clinic.objects.create(name="Bench clinic").add_member(user, "manager")  # uploads go into a clinic
-    token = Token.objects.create(user=user).key
+    _, token = ApiToken.objects.issue(user, name="bench")
     with app.connection_for_write() as conn:  # drop what an interrupted run left in the queue
         conn.default_channel.queue_purge("inference")
     return BenchEnvironment(workdir=workdir, env=env, version=version.name, token=token)

@@ -36,6 +36,7 @@ from classifier.models import (
     UnlabelledImage,
     UploadBatch,
 )
+from classifier.tokens import ApiToken
 from classifier.training_data import PART_NAMES, PARTS, labelled_counts, minimum_per_class
 from classifier.views import open_stored_image, open_thumbnail, private_file
 from training.classes import CLASSES, FULL_NAMES
@@ -738,6 +739,24 @@ class AuditEventAdmin(AdminTables):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(AdminTables):
+    """Users' API tokens, without their keys (never stored) or digests: an administrator sees who has
+    which token and when it was last used, and deletes one to revoke it; nobody issues one here."""
+
+    list_display = ["user", "name", "created", "expiry", "last_used"]
+    list_filter = ["expiry"]
+    search_fields = ["user__username", "name"]
+    fields = ["user", "name", "created", "expiry", "last_used"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

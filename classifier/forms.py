@@ -20,6 +20,7 @@ from classifier.models import (
     Prediction,
 )
 from classifier.patients import clean_reference
+from classifier.tokens import NAME_MAX_LENGTH
 from classifier.uploads import taken_on
 from classifier.vocabulary import Side, SkinType
 
@@ -337,3 +338,14 @@ class EraseForm(forms.Form):
         if typed != self.patient.reference:
             raise forms.ValidationError("That is not this patient's reference: nothing was erased.", code="mismatch")
         return typed
+
+
+class ApiTokenForm(forms.Form):
+    """The account page's "new token": only a name, so that its list tells the user's devices apart."""
+
+    name = forms.CharField(
+        label="What it is for",
+        max_length=NAME_MAX_LENGTH,
+        required=False,
+        help_text="A device or script, e.g. the clinic's scanner PC.",
+    )

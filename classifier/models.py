@@ -19,6 +19,7 @@ from classifier.clinics import Clinic, Membership  # noqa: F401  (models of this
 from classifier.idempotency import IdempotencyRecord  # noqa: F401  (a model of this app)
 from classifier.patients import Lesion, Patient  # noqa: F401  (models of this app)
 from classifier.queueing import enqueue_predictions, enqueue_training_job
+from classifier.tokens import ApiToken  # noqa: F401  (a model of this app)
 from classifier.training_data import labelled_counts, require_enough_labelled_images
 from classifier.vocabulary import (  # noqa: F401  (re-exported: the domain's vocabularies, as before)
     CLASS_CHOICES,

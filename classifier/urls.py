@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from django.views.generic import RedirectView
 
-from classifier import clinic_pages, patient_pages, views
+from classifier import clinic_pages, patient_pages, token_pages, views
 
 app_name = "classifier"
 
@@ -31,5 +31,6 @@ urlpatterns = [
     path("clinic/switch/", clinic_pages.switch_clinic, name="switch-clinic"),
     path("clinic/members/", clinic_pages.members, name="members"),
     path("clinic/audit/", clinic_pages.audit_log_page, name="audit-log"),
+    path("account/tokens/", token_pages.api_tokens, name="api-tokens"),
     path("clinic/audit/export.csv", clinic_pages.audit_log_export, name="audit-log-export"),
 ]

@@ -19,12 +19,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from classifier import history as history_query
 from classifier import thumbnails
 from classifier.access import current_clinic
+from classifier.api.authentication import ApiTokenAuthentication
 from classifier.audit import Action, audit, audit_many
 from classifier.forms import NOTE_MAX_LENGTH, AttachForm, ClinicianNoteForm, HistoryFilterForm, UploadForm
 from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
@@ -239,10 +239,10 @@ def login_or_token_required(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
-            found = TokenAuthentication().authenticate(request)
+            found = ApiTokenAuthentication().authenticate(request)
         except AuthenticationFailed as exc:
             response = JsonResponse({"detail": str(exc.detail)}, status=401)
-            response["WWW-Authenticate"] = TokenAuthentication.keyword
+            response["WWW-Authenticate"] = ApiTokenAuthentication().authenticate_header(request)
             return response
         if found is None:
             return login_required(view)(request, *args, **kwargs)

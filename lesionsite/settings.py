@@ -34,7 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -256,6 +256,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Judges nothing: its password_changed hook revokes the user's API tokens (see the class).
+    {"NAME": "classifier.tokens.RevokeApiTokensOnPasswordChange"},
 ]
 # An administrator sends a one-time link to set a password (manage.py send_password_reset); it works
 # once, and stops working when the password changes or after this many hours.
@@ -304,13 +306,25 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # --- REST API.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "classifier.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "classifier.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# API tokens (django-rest-knox, classifier.tokens): stored as SHA-512 digests, one per device, each
+# dying API_TOKEN_TTL_HOURS after it was issued. A week by default: a key left in a script, a shell
+# history or a lost laptop is of use for a week at most, and a client renews with one POST (or
+# its user from the account page). No auto-refresh: a fixed end means a stolen key in steady use
+# still dies, and a request costs no write to move the expiry.
+KNOX_TOKEN_MODEL = "classifier.ApiToken"
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=envint("API_TOKEN_TTL_HOURS", 24 * 7, minimum=1)),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",  # what clients sent to DRF's authtoken, README and bench/ included
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "lesionsite API",

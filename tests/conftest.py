@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test.utils import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.tiny_model import save_tiny_version
@@ -127,9 +126,11 @@ def outsider(django_user_model, other_clinic):
 
 
 def token_client(user) -> APIClient:
+    from classifier.tokens import ApiToken  # a model: imported once Django is set up
+
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = ApiToken.objects.issue(user, name="tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

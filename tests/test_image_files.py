@@ -6,8 +6,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from classifier.tokens import ApiToken
 from tests.conftest import token_client
 from tests.factories import make_image
 
@@ -143,10 +143,10 @@ def test_no_cache_keeps_it_not_even_the_browsers(owner_web, image, kind):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_token_download_over_http(live_server, owner, image):
-    token = Token.objects.create(user=owner)
+    _, key = ApiToken.objects.issue(owner)
     url = f"{live_server.url}/images/{image.pk}/file/"
 
-    with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Token {token.key}"})) as got:
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Token {key}"})) as got:
         assert got.status == 200 and got.headers["Content-Type"] == "image/png"
         assert got.read().startswith(b"\x89PNG")
 

@@ -7,10 +7,10 @@ workers) is `python -m bench.load_test --start-stack`; see docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from bench.load_test import run_load_test
 from classifier.models import Prediction
+from classifier.tokens import ApiToken
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_concurrent_uploads_all_get_a_prediction_and_no_server_error(
     live_server, celery_worker, active_tiny_model, owner
 ):
-    token = Token.objects.create(user=owner).key
+    _, token = ApiToken.objects.issue(owner, name="load test")
 
     result = run_load_test(live_server.url, token, uploads=20, clients=4, timeout=120)
 

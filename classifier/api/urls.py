@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from classifier.api.auth import RevokeTokenView, TokenView
+from classifier.api.auth import RevokeAllTokensView, RevokeTokenView, TokenView
 from classifier.api.views import (
     AuditEventViewSet,
     BatchViewSet,
@@ -32,6 +32,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     path("auth/token/revoke/", RevokeTokenView.as_view(), name="token-revoke"),
+    path("auth/token/revoke-all/", RevokeAllTokensView.as_view(), name="token-revoke-all"),
     # Beside the router's routes, which would end in a slash (report.pdf/).
     path("patients/<int:pk>/report.pdf", PatientReportView.as_view(), name="patient-report"),
     path("lesions/<int:pk>/report.pdf", LesionReportView.as_view(), name="lesion-report"),
