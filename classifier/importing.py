@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -30,9 +29,8 @@ from classifier.models import (
     Lesion,
     LesionImage,
     Patient,
-    image_upload_path,
 )
-from classifier.uploads import upload_limits
+from classifier.uploads import upload_limits, write_files
 
 REQUIRED_COLUMNS = {"image_id", "dx"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -175,8 +173,7 @@ def _store(owner, clinic: Clinic, filename: str, clean, row: dict, lesions: _Les
         site=_site(row),
         **_label(row),
     )
-    name = image_upload_path(image, filename)
-    wrote = False
+    written: list[str] = []
     try:
         with transaction.atomic():
             lesion = lesions.for_row(row) if lesions is not None else None
@@ -185,13 +182,10 @@ def _store(owner, clinic: Clinic, filename: str, clean, row: dict, lesions: _Les
                 # The lesion's label is the image's (Lesion.set_label's rule), even if a row disagrees.
                 for attribute, value in lesion.label_fields.items():
                     setattr(image, attribute, value)
-            if not default_storage.exists(name):
-                name = default_storage.save(name, ContentFile(clean.png))
-                wrote = True
-            image.file.name = name
+            write_files(image, clean, written)
             image.save()
     except BaseException:
-        if wrote:
+        for name in written:
             default_storage.delete(name)
         if lesions is not None:
             lesions.forget(row)  # its patient and lesion may have been rolled back with the image

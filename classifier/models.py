@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connections, models, router, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image, ImageOps
 
 from classifier.audit import AuditEvent  # noqa: F401  (a model of this app)
 from classifier.clinics import Clinic, Membership  # noqa: F401  (models of this app)
@@ -411,7 +413,12 @@ class UploadBatch(models.Model):
 def image_upload_path(image: LesionImage, filename: str) -> str:
     # Content-addressed: the stored name is the upload's SHA-256, never the
     # client's file name (which may carry paths or control characters).
-    return f"images/{image.sha256[:2]}/{image.sha256}.png"
+    extension = filename.rpartition(".")[2] if filename.endswith((".jpg", ".png")) else "png"
+    return f"images/{image.sha256[:2]}/{image.sha256}.{extension}"
+
+
+def working_copy_path(image: LesionImage, filename: str = "") -> str:
+    return f"working/{image.sha256[:2]}/{image.sha256}.jpg"
 
 
 class LesionImage(models.Model):
@@ -429,7 +436,17 @@ class LesionImage(models.Model):
     lesion = models.ForeignKey(Lesion, null=True, blank=True, on_delete=models.PROTECT, related_name="images")
     batch = models.ForeignKey(UploadBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="images")
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the bytes as uploaded.")
-    file = models.FileField(upload_to=image_upload_path, max_length=255)
+    file = models.FileField(
+        upload_to=image_upload_path,
+        max_length=255,
+        help_text="The picture without metadata: a JPEG's own stream, anything else as PNG.",
+    )
+    working_file = models.FileField(
+        upload_to=working_copy_path,
+        max_length=255,
+        blank=True,
+        help_text="A copy at most 1,024 px a side that the worker reads; empty when the picture is no larger.",
+    )
     original_filename = models.CharField(max_length=255, blank=True)
     source_format = models.CharField(max_length=16)
     width = models.PositiveIntegerField()
@@ -476,6 +493,21 @@ class LesionImage(models.Model):
     def audit_subject(self) -> tuple[str, int, int | None, int | None]:
         patient_id = self.lesion.patient_id if self.lesion_id is not None else None
         return ("image", self.pk, patient_id, self.clinic_id)
+
+    def open_pixels(self) -> Image.Image:
+        """The upright RGB pixels that models read: the working copy, or the stored picture when it is small.
+
+        Raises FileNotFoundError when the file is missing."""
+        name = self.working_file.name or self.file.name
+        with default_storage.open(name, "rb") as handle, Image.open(handle) as stored:
+            stored.load()
+            # A stored JPEG keeps its orientation tag (classifier.lib.jpeg_segments.with_orientation).
+            upright = ImageOps.exif_transpose(stored)
+            return upright if upright.mode == "RGB" else upright.convert("RGB")
+
+    @property
+    def stored_content_type(self) -> str:
+        return "image/jpeg" if self.file.name.endswith(".jpg") else "image/png"
 
     def set_label(self, diagnosis: str, method: str, note: str, by) -> None:
         """Record the confirmed diagnosis, who confirmed it and when: the lesion's, for an image of one."""

@@ -36,7 +36,7 @@ RECORD_VERSION = 1
 
 
 def record_file_name(image: LesionImage) -> str:
-    return f"images/{image.pk}.png"
+    return f"images/{image.pk}.{image.file.name.rpartition('.')[2] or 'png'}"
 
 
 def write_record_zip(patient: Patient, out: IO[bytes]) -> None:
@@ -57,7 +57,7 @@ def write_record_zip(patient: Patient, out: IO[bytes]) -> None:
             except FileNotFoundError:
                 missing.add(image.pk)
                 continue
-            # Stored PNGs are compressed already: deflating them again only costs time.
+            # Stored PNGs and JPEGs are compressed already: deflating them again only costs time.
             archive.writestr(record_file_name(image), data, compress_type=zipfile.ZIP_STORED)
         record = {
             "format": RECORD_FORMAT,

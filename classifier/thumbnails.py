@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from PIL import Image
 
 from classifier.lib.imaging import make_thumbnail
 
@@ -49,6 +48,5 @@ def ensure_thumbnail(image) -> str:
     """
     name = thumbnail_name(image.sha256)
     if not default_storage.exists(name):
-        with image.file.open("rb") as handle, Image.open(handle, formats=["PNG"]) as stored:
-            store_thumbnail(image.sha256, make_thumbnail(stored))
+        store_thumbnail(image.sha256, make_thumbnail(image.open_pixels()))
     return name

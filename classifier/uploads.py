@@ -24,6 +24,7 @@ from classifier.models import (
     Prediction,
     UploadBatch,
     image_upload_path,
+    working_copy_path,
 )
 from classifier.thumbnails import store_thumbnail
 
@@ -244,7 +245,7 @@ def _store(
             height=clean.height,
             **given,
         )
-        image.file.name = _write_file(image, clean, written)
+        write_files(image, clean, written)
         new_images[clean.sha256] = image
     LesionImage.objects.bulk_create(new_images.values())
 
@@ -287,15 +288,23 @@ def _add_entries(batch: UploadBatch, stored: list[StoredUpload], known: set[str]
     BatchEntry.objects.bulk_create(entries)
 
 
-def _write_file(image: LesionImage, clean: CleanImage, written: list[str]) -> str:
+def write_files(image: LesionImage, clean: CleanImage, written: list[str]) -> None:
+    """Store the picture, its working copy and its thumbnail, each once per content (by SHA-256)."""
     thumbnail = store_thumbnail(image.sha256, clean.thumbnail)
     if thumbnail is not None:  # None: identical pixels already have one
         written.append(thumbnail)
-    name = image_upload_path(image, "")
+    image.file.name = _write_once(
+        image_upload_path(image, f"upload.{clean.original_extension}"), clean.original, written
+    )
+    if clean.working is not None:
+        image.working_file.name = _write_once(working_copy_path(image), clean.working, written)
+
+
+def _write_once(name: str, content: bytes, written: list[str]) -> str:
     if default_storage.exists(name):
-        # Content-addressed: another clinic's identical upload already wrote these pixels.
+        # Content-addressed: another clinic's identical upload already wrote this file.
         return name
-    saved = default_storage.save(name, ContentFile(clean.png))
+    saved = default_storage.save(name, ContentFile(content))
     written.append(saved)
     return saved
 

@@ -290,7 +290,7 @@ def image_file(request, pk: int):
     image = _clinic_image(request, pk)
     handle = open_stored_image(image)
     audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "image"})
-    return private_file(handle, "image/png")
+    return private_file(handle, image.stored_content_type)
 
 
 @login_or_token_required

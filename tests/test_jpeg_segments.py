@@ -103,3 +103,20 @@ def test_what_is_not_a_whole_jpeg_is_refused_with_the_reason(data, reason):
 
     with pytest.raises(NotAJpeg, match=reason):
         strip_metadata(data)
+
+
+def test_the_orientation_travels_alone_so_the_picture_still_turns_upright():
+    from PIL import ImageOps
+
+    from classifier.lib.jpeg_segments import with_orientation
+
+    original = jpeg(textured((60, 40)), exif=exif_with_gps(orientation=6), comment=b"Mrs Smith")
+
+    kept = with_orientation(strip_metadata(original), 6)
+
+    with Image.open(io.BytesIO(kept)) as reopened:
+        assert dict(reopened.getexif()) == {0x0112: 6}
+        upright = ImageOps.exif_transpose(reopened)
+        assert upright.size == (40, 60)
+    with Image.open(io.BytesIO(original)) as first:
+        assert np.array_equal(np.asarray(upright), np.asarray(ImageOps.exif_transpose(first)))

@@ -8,7 +8,6 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from PIL import Image
 
 from classifier.models import ModelVersion, Prediction
 from training.card import card_digest
@@ -147,9 +146,7 @@ def fail_predictions(task_id: str, message: str) -> None:
 
 
 def _read_pixels(prediction: Prediction, model: LoadedModel) -> np.ndarray:
-    with prediction.image.file.open("rb") as handle, Image.open(handle) as image:
-        image.load()
-        return to_model_input(image, model.input_size, model.geometry)
+    return to_model_input(prediction.image.open_pixels(), model.input_size, model.geometry)
 
 
 def _fail_all(predictions: list[Prediction], message: str) -> list[int]:

@@ -32,7 +32,7 @@ from classifier.training_data import (
     saved_lesion_splits,
 )
 from training.classes import CLASSES
-from training.preprocessing import load_model_input
+from training.preprocessing import to_model_input
 from training.retrain import PARTS, Base, Pictures, Retrained, retrain_head, save_version
 from training.train import EpochReport
 
@@ -79,7 +79,7 @@ def labelled_set() -> LabelledSet:
 
 def load_pixels(images: list[LesionImage], input_size: tuple[int, int], geometry: str) -> np.ndarray:
     """float32 RGB pixels (N, H, W, 3) in 0..255 of the stored pictures, through the serving preprocessing."""
-    return np.stack([load_model_input(image.file.path, input_size, geometry) for image in images])
+    return np.stack([to_model_input(image.open_pixels(), input_size, geometry) for image in images])
 
 
 # --- the job ----------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Check an uploaded image and re-encode its pixels so that no metadata survives.
+"""Check an uploaded image and keep its pixels so that no metadata survives.
 
 The web process calls clean_upload() on every uploaded file before anything is
 stored. It decodes the whole image, turns anything that is not an image we accept
 into an ImageRejected with a message a clinician can act on, and returns the
-upright pixels as an 8-bit RGB PNG: no EXIF (so no GPS position), no ICC profile,
-no XMP, no text chunks, no comments.
+picture without metadata (no EXIF, so no GPS position, no ICC profile, no XMP, no
+text chunks, no comments): a JPEG as its own compressed stream with the metadata
+segments cut out (no pixel changes, and the size of the upload), anything else as
+an 8-bit RGB PNG of the upright pixels; beside it a working copy of bounded size
+for the worker and a thumbnail for lists.
 
 Only the standard library, Pillow and numpy are used, so this is a plain function
 tested without Django.
@@ -22,6 +25,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageFile, ImageOps
 
+from classifier.lib.jpeg_segments import ORIENTATION_TAG, NotAJpeg, strip_metadata, with_orientation
 from classifier.lib.png import encode_rgb_png
 
 # HEIC/HEIF, what phones and their dermatoscope attachments save, through pillow-heif's
@@ -109,11 +113,18 @@ class ImageRejected(Exception):
 @dataclass(frozen=True)
 class CleanImage:
     sha256: str  # hex digest of the bytes as uploaded: identity for de-duplication
-    png: bytes  # the upright pixels as an 8-bit RGB PNG with no metadata
-    width: int
+    # The picture without metadata, losslessly: a JPEG's own compressed stream with its metadata
+    # segments removed (classifier.lib.jpeg_segments; only its orientation tag kept, when it has
+    # one to turn), anything else as an 8-bit RGB PNG of the upright pixels.
+    original: bytes
+    original_extension: str  # "jpg" or "png"
+    width: int  # upright
     height: int
     source_format: str  # Pillow's name for the upload's format, e.g. "JPEG"
     thumbnail: bytes  # the small WebP that lists show (classifier.thumbnails)
+    # What the worker reads: the upright pixels at most WORKING_SIDE a side, as a JPEG; None
+    # when the picture is no larger (the original is read then).
+    working: bytes | None = None
     # When the camera says it was taken (EXIF DateTimeOriginal, read before the metadata is
     # dropped); naive (the camera's clock) unless the file gives its UTC offset. None: not said.
     taken_at: datetime | None = None
@@ -141,18 +152,70 @@ def clean_upload(
         # After decoding (a PNG's EXIF may follow its pixels, and reading it would decode them with
         # the errors swallowed), before turning upright (which rewrites the EXIF).
         taken_at = exif_taken_at(image)
+        orientation = _orientation(image)
+        keeps_stream = source_format in JPEG_FORMATS and image.mode in JPEG_STREAM_MODES
         _turn_upright(image)
         rgb = _to_rgb(image, filename)
 
+    original, extension = _without_metadata(data, orientation, rgb) if keeps_stream else (_encode_png(rgb), "png")
     return CleanImage(
         sha256=sha256,
-        png=_encode_png(rgb),
+        original=original,
+        original_extension=extension,
         width=rgb.width,
         height=rgb.height,
         source_format=source_format,
-        thumbnail=make_thumbnail(rgb),  # from the decoded pixels, not by decoding the PNG again
+        thumbnail=make_thumbnail(rgb),  # from the decoded pixels, not by decoding a stored file again
+        working=make_working_copy(rgb),
         taken_at=taken_at,
     )
+
+
+# --- What is stored -----------------------------------------------------------------
+
+# JPEGs whose compressed stream is kept (metadata segments removed): RGB and greyscale ones,
+# which every browser shows as the camera meant. A CMYK JPEG's colours depend on a profile we
+# drop, so it is re-encoded as RGB PNG like every other format.
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+JPEG_STREAM_MODES = frozenset({"RGB", "L"})
+# The working copy's longest side: 5x the model's training scale (150 px on the short side),
+# so any geometry a model card may name is read from it without enlarging; a 12 MP picture's
+# copy is ~4 % of its pixels, so the worker never decodes a camera's full resolution.
+WORKING_SIDE = 1024
+# Quality 95 without chroma subsampling: at the model's scale (downscaled ~5x more) the
+# difference from the original is below one grey level (tests/test_stored_pictures.py).
+WORKING_JPEG_OPTIONS = {"quality": 95, "subsampling": 0}
+# Bilinear, as training.preprocessing.RESAMPLE: antialiased when shrinking, one step.
+WORKING_RESAMPLE = Image.Resampling.BILINEAR
+
+
+def make_working_copy(rgb: Image.Image) -> bytes | None:
+    """The upright picture at most WORKING_SIDE a side as JPEG bytes; None when it is no larger."""
+    scale = WORKING_SIDE / max(rgb.size)
+    if scale >= 1.0:
+        return None
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    out = io.BytesIO()
+    rgb.resize(size, WORKING_RESAMPLE).save(out, format="JPEG", **WORKING_JPEG_OPTIONS)
+    return out.getvalue()
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # an unreadable EXIF block: as _turn_upright, nothing to turn
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _without_metadata(data: bytes, orientation: int, rgb: Image.Image) -> tuple[bytes, str]:
+    """The JPEG's own stream without its metadata (and its orientation tag when it turns), or a PNG
+    of the decoded pixels for the rare JPEG whose segments do not parse though Pillow read it."""
+    try:
+        stream = strip_metadata(data)
+    except NotAJpeg:
+        return _encode_png(rgb), "png"
+    return (stream if orientation == 1 else with_orientation(stream, orientation)), "jpg"
 
 
 # --- When it was taken ------------------------------------------------------------

@@ -89,3 +89,26 @@ def _end_of_scan(data: bytes, position: int) -> int:
             position += 1 if following == 0xFF else 2
             continue
         return position
+
+
+ORIENTATION_TAG = 0x0112
+
+
+def with_orientation(data: bytes, orientation: int) -> bytes:
+    """A stripped JPEG given back the one EXIF tag that says how to turn it (1-8), and nothing else.
+
+    The pixels stay as the sensor stored them, so the orientation must travel with them for
+    a browser (and Pillow's exif_transpose) to show the picture upright."""
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"EXIF orientation is 1-8, not {orientation}")
+    # Exif header, a big-endian TIFF header, IFD0 with one SHORT entry, no next IFD.
+    tiff = b"MM\x00\x2a" + (8).to_bytes(4, "big")
+    entry = ORIENTATION_TAG.to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big")
+    entry += orientation.to_bytes(2, "big") + b"\x00\x00"
+    payload = b"Exif\x00\x00" + tiff + (1).to_bytes(2, "big") + entry + (0).to_bytes(4, "big")
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    # After JFIF's APP0 when there is one: readers expect APP0 first.
+    position = len(SOI)
+    if data[position : position + 2] == b"\xff\xe0":
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return data[:position] + segment + data[position:]
