@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
@@ -36,6 +37,7 @@ from classifier.models import (
     UnlabelledImage,
     UploadBatch,
 )
+from classifier.permissions import START_JOBS
 from classifier.training_data import PART_NAMES, PARTS, labelled_counts, minimum_per_class
 from classifier.views import open_stored_image, open_thumbnail, private_file
 from training.classes import CLASSES, FULL_NAMES
@@ -144,16 +146,23 @@ class LesionImageAdmin(AdminTables):
         ]
 
     def file_view(self, request, pk: int):
+        self._require_view(request)
         image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
         handle = open_stored_image(image)
         audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "image", "admin": True})
         return private_file(handle, "image/png")
 
     def thumbnail_view(self, request, pk: int):
+        self._require_view(request)
         image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
         handle = open_thumbnail(image)
         audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "thumbnail", "admin": True})
         return private_file(handle, THUMBNAIL_CONTENT_TYPE)
+
+    def _require_view(self, request) -> None:
+        # admin_view() lets in any staff user: the pictures are for those who may view the images.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
 
     @admin.display(description="Image")
     def thumbnail(self, image):
@@ -199,7 +208,8 @@ class LesionImageAdmin(AdminTables):
             image.labelled_by, image.labelled_at = request.user, timezone.now()
         super().save_model(request, image, form, change)
 
-    @admin.action(description="Label the selected images with a confirmed diagnosis…")
+    # Actions are offered to whoever may view the list unless they name a permission.
+    @admin.action(description="Label the selected images with a confirmed diagnosis…", permissions=["change"])
     def label_selected(self, request, queryset):
         form = LabelForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -219,7 +229,7 @@ class LesionImageAdmin(AdminTables):
         context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": title}
         return TemplateResponse(request, "admin/classifier/label_images.html", context)
 
-    @admin.action(description="Re-run the selected images with the active model version")
+    @admin.action(description="Re-run the selected images with the active model version", permissions=["change"])
     def rerun_selected(self, request, queryset):
         created = queryset.rerun()
         self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)
@@ -454,8 +464,15 @@ class ModelVersionAdmin(AdminTables):
             *super().get_urls(),
         ]
 
-    def operating_point_view(self, request, pk: int):
+    def _changeable(self, request, pk: int) -> ModelVersion:
+        # admin_view() lets in any staff user: serving a version is for those who may change versions.
         version = get_object_or_404(ModelVersion, pk=pk)
+        if not self.has_change_permission(request, version):
+            raise PermissionDenied
+        return version
+
+    def operating_point_view(self, request, pk: int):
+        version = self._changeable(request, pk)
         chosen = request.POST.get("target_sensitivity", "")
         try:
             target = None if chosen == "card" else float(chosen)
@@ -472,7 +489,7 @@ class ModelVersionAdmin(AdminTables):
 
     def activate_view(self, request, pk: int):
         """Activate at once, or first show why the gate did not pass it and ask (confirm=yes)."""
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = self._changeable(request, pk)
         confirmed = request.POST.get("confirm") == "yes"
         try:
             version.activate_confirmed(request.user, via=ModelActivation.Via.ADMIN, confirmed=confirmed)
@@ -590,6 +607,8 @@ class TrainingJobAdmin(AdminTables):
         return super().changelist_view(request, extra_context)
 
     def start_view(self, request):
+        if not request.user.has_perm(START_JOBS):  # has_add_permission is False: jobs start only here
+            raise PermissionDenied
         active = ModelVersion.active()
         form = StartJobForm(request.POST or None, active=active)
         if request.method == "POST" and form.is_valid():
@@ -621,6 +640,8 @@ class TrainingJobAdmin(AdminTables):
 
     def cancel_view(self, request, pk: int):
         job = get_object_or_404(TrainingJob, pk=pk)
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
         job.request_cancel()
         self.message_user(request, f"Cancellation of job {job.pk} requested.", messages.WARNING)
         return redirect("admin:classifier_trainingjob_change", job.pk)
@@ -674,7 +695,9 @@ class PredictionAdmin(AdminTables):
     def inference_time(self, prediction):
         return "—" if prediction.inference_ms is None else f"{prediction.inference_ms:.1f} ms per image"
 
-    @admin.action(description="Re-run the selected predictions' images with the active model version")
+    @admin.action(
+        description="Re-run the selected predictions' images with the active model version", permissions=["change"]
+    )
     def rerun_selected(self, request, queryset):
         created = queryset.rerun()
         self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)

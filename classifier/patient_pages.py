@@ -35,6 +35,7 @@ from classifier.forms import (
 )
 from classifier.models import Lesion, Patient
 from classifier.patient_record import erase_patient, write_record_zip
+from classifier.permissions import may_label
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 from classifier.views import private_file
 
@@ -263,7 +264,7 @@ def _lesion_page(request, lesion: Lesion, *, status: int = 200, form=None, label
         "comparison": shown.comparison,
         "pictures": shown.comparison.pictures if shown.comparison else (),
         "form": form or LesionForm(instance=lesion),
-        "label_form": label_form or (LesionLabelForm() if request.user.is_staff else None),
+        "label_form": label_form or (LesionLabelForm() if may_label(request.user) else None),
         "visit_form": VisitUploadForm(),
         "score_rise": settings.CHANGE_SCORE_RISE,
         "area_change_percent": round(100 * settings.CHANGE_AREA_FRACTION),
@@ -294,9 +295,9 @@ def lesion_detail(request, pk: int):
 @login_required
 @require_POST
 def lesion_label(request, pk: int):
-    """Admins: the lesion's confirmed diagnosis, which labels all its images (Lesion.set_label)."""
-    if not request.user.is_staff:
-        raise Http404("Only admins record a confirmed diagnosis.")
+    """Labellers in the lesion's clinic: its confirmed diagnosis, which labels all its images (Lesion.set_label)."""
+    if not may_label(request.user):
+        raise Http404("Only labellers record a confirmed diagnosis.")
     lesion = _clinic_lesion(request, pk)
     form = LesionLabelForm(request.POST)
     if not form.is_valid():
