@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-CONTEXT_FIELDS = ("prediction_id", "prediction_ids", "task_id", "job_id", "model_version", "image_id")
+CONTEXT_FIELDS = ("prediction_id", "prediction_ids", "task_id", "job_id", "model_version", "image_id", "duration_ms")
 
 
 class JsonFormatter(logging.Formatter):
