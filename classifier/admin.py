@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
@@ -96,8 +97,16 @@ class PredictionInline(admin.TabularInline):
         return number(prediction.malignant_probability)
 
 
+SHOW_NAME = "show_uploaded_name"
+
+
 class LesionImageAdmin(AdminTables):
-    list_display = ["thumbnail", "__str__", "clinic", "owner", "predicted", "label_status", "created_at"]
+    # An image is shown by its stored, content-addressed name: the name it was uploaded under may be a
+    # patient's (clinics are asked not to, but the name is kept), so the change page shows it only when
+    # asked, and that is audited. Searching by it still finds the image.
+    list_display = ["thumbnail", "stored_name", "clinic", "owner", "predicted", "label_status", "created_at"]
+    list_display_links = ["stored_name"]
+    change_form_template = "admin/classifier/lesionimage/change_form.html"
     list_filter = ["diagnosis", "diagnosis_method", "created_at"]
     search_fields = ["original_filename", "sha256", "owner__username", "source_lesion_id"]
     readonly_fields = ["preview", "clinic", "lesion", "owner", "sha256", "source_format", "width", "height",
@@ -158,6 +167,24 @@ class LesionImageAdmin(AdminTables):
         handle = open_thumbnail(image)
         audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "thumbnail", "admin": True})
         return private_file(handle, THUMBNAIL_CONTENT_TYPE)
+
+    @admin.display(description="Stored file", ordering="sha256")
+    def stored_name(self, image):
+        return image.file.name
+
+    def action_checkbox(self, image):
+        # Django labels each row's checkbox with str(image): the uploaded name.
+        attrs = {"class": "action-select", "aria-label": f"Select image {image.pk} for an action"}
+        return forms.CheckboxInput(attrs, lambda value: False).render(helpers.ACTION_CHECKBOX_NAME, str(image.pk))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"subtitle": f"Image {object_id}", **(extra_context or {})}
+        if request.method == "GET" and request.GET.get(SHOW_NAME) == "1":
+            image = self.get_object(request, object_id)
+            if image is not None and self.has_view_permission(request, image):
+                audit(request, Action.VIEWED_IMAGE, image, detail={"admin": True, "uploaded_name": True})
+                extra["uploaded_name"] = image.original_filename or "(none was given)"
+        return super().change_view(request, object_id, form_url, {**extra, "show_name_parameter": SHOW_NAME})
 
     def _require_view(self, request) -> None:
         # admin_view() lets in any staff user: the pictures are for those who may view the images.
@@ -649,9 +676,9 @@ class TrainingJobAdmin(AdminTables):
 
 @admin.register(Prediction)
 class PredictionAdmin(AdminTables):
-    list_display = ["id", "image", "status", "top_class", "confidence", "is_malignant", "model_version"]
+    list_display = ["id", "image_ref", "status", "top_class", "confidence", "is_malignant", "model_version"]
     list_filter = ["status", "top_class", "is_malignant", "model_version"]
-    fields = ["image", "model_version", "status", "top_class", "confidence", "probabilities_table",
+    fields = ["image_ref", "model_version", "status", "top_class", "confidence", "probabilities_table",
               "malignancy_score", "is_malignant", "is_uncertain", "ood_score_display", "is_out_of_distribution",
               "explanation_summary", "error", "task_id", "attempts", "created_at", "started_at", "finished_at",
               "inference_time"]  # fmt: skip
@@ -664,6 +691,12 @@ class PredictionAdmin(AdminTables):
     @admin.display(description="Confidence", ordering="top_probability")
     def confidence(self, prediction):
         return fraction(prediction.top_probability)
+
+    @admin.display(description="Image", ordering="image")
+    def image_ref(self, prediction):
+        # By its number, never the name it was uploaded under (LesionImageAdmin shows that when asked).
+        url = reverse("admin:classifier_lesionimage_change", args=[prediction.image_id])
+        return format_html('<a href="{}">Image {}</a>', url, prediction.image_id)
 
     @admin.display(description="Probabilities")
     def probabilities_table(self, prediction):
