@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from classifier import records
 from classifier.access import current_clinic, current_membership, require_manager
+from classifier.api.throttling import page_upload_wait
 from classifier.audit import Action, audit, audit_many
 from classifier.forms import (
     EraseForm,
@@ -37,7 +38,7 @@ from classifier.models import Lesion, Patient
 from classifier.patient_record import erase_patient, write_record_zip
 from classifier.permissions import may_label
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
-from classifier.views import private_file
+from classifier.views import private_file, throttled_page
 
 PATIENTS_PAGE_SIZE = 25
 # An exported record is built in memory up to this size, then in a temporary file (pictures add up).
@@ -148,6 +149,9 @@ def upload_visit(request, pk: int):
     """Pictures of one visit of a lesion, stored and queued for the model as any upload is."""
     lesion = _clinic_lesion(request, pk)
     back = _safe_next(request) or reverse("classifier:lesion", args=[lesion.pk])
+    wait = page_upload_wait(request)
+    if wait is not None:
+        return throttled_page(request, wait, back)
     form = VisitUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         for field, errors in form.errors.items():
