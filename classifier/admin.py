@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
@@ -171,6 +171,20 @@ class LesionImageAdmin(AdminTables):
     @admin.display(description="Stored file", ordering="sha256")
     def stored_name(self, image):
         return image.file.name
+
+    def response_change(self, request, obj):
+        request.lesionsite_named_image = obj  # per request: the ModelAdmin is shared between threads
+        return super().response_change(request, obj)
+
+    def response_delete(self, request, obj_display, obj_id):
+        return super().response_delete(request, f"Image {obj_id}", obj_id)
+
+    def message_user(self, request, message, *args, **kwargs):
+        # "The lesion image “<its uploaded name>” was changed": by its number instead.
+        image = getattr(request, "lesionsite_named_image", None)
+        if image is not None and str(image):
+            message = mark_safe(str(message).replace(str(escape(str(image))), f"Image {image.pk}"))
+        super().message_user(request, message, *args, **kwargs)
 
     def action_checkbox(self, image):
         # Django labels each row's checkbox with str(image): the uploaded name.

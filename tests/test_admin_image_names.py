@@ -49,3 +49,15 @@ def test_the_bulk_label_page_lists_images_by_number(admin_client, image):
                              {"action": "label_selected", "_selected_action": [image.pk]}).content.decode()  # fmt: skip
 
     assert f"Image {image.pk}" in page and UPLOADED not in page
+
+
+def test_saving_an_image_in_the_admin_names_it_by_number_in_the_message(admin_client, image):
+    url = f"/admin/classifier/lesionimage/{image.pk}/change/"
+    form = {"age": "", "sex": "", "site": "", "source_lesion_id": "", "diagnosis": "mel", "diagnosis_method": "histo",
+            "diagnosis_note": "", "clinician_note": "", "predictions-TOTAL_FORMS": "0",
+            "predictions-INITIAL_FORMS": "0"}  # fmt: skip
+
+    page = admin_client.post(url, form, follow=True).content.decode()
+
+    assert f"Image {image.pk}" in page and "was changed successfully" in page
+    assert UPLOADED not in page
