@@ -6,6 +6,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
@@ -13,7 +15,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
@@ -36,6 +38,7 @@ from classifier.models import (
     UnlabelledImage,
     UploadBatch,
 )
+from classifier.permissions import START_JOBS
 from classifier.tokens import ApiToken
 from classifier.training_data import PART_NAMES, PARTS, labelled_counts, minimum_per_class
 from classifier.views import open_stored_image, open_thumbnail, private_file
@@ -95,8 +98,16 @@ class PredictionInline(admin.TabularInline):
         return number(prediction.malignant_probability)
 
 
+SHOW_NAME = "show_uploaded_name"
+
+
 class LesionImageAdmin(AdminTables):
-    list_display = ["thumbnail", "__str__", "clinic", "owner", "predicted", "label_status", "created_at"]
+    # An image is shown by its stored, content-addressed name: the name it was uploaded under may be a
+    # patient's (clinics are asked not to, but the name is kept), so the change page shows it only when
+    # asked, and that is audited. Searching by it still finds the image.
+    list_display = ["thumbnail", "stored_name", "clinic", "owner", "predicted", "label_status", "created_at"]
+    list_display_links = ["stored_name"]
+    change_form_template = "admin/classifier/lesionimage/change_form.html"
     list_filter = ["diagnosis", "diagnosis_method", "created_at"]
     search_fields = ["original_filename", "sha256", "owner__username", "source_lesion_id"]
     readonly_fields = ["preview", "clinic", "lesion", "owner", "sha256", "source_format", "width", "height",
@@ -145,16 +156,55 @@ class LesionImageAdmin(AdminTables):
         ]
 
     def file_view(self, request, pk: int):
+        self._require_view(request)
         image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
         handle = open_stored_image(image)
         audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "image", "admin": True})
         return private_file(handle, "image/png")
 
     def thumbnail_view(self, request, pk: int):
+        self._require_view(request)
         image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
         handle = open_thumbnail(image)
         audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "thumbnail", "admin": True})
         return private_file(handle, THUMBNAIL_CONTENT_TYPE)
+
+    @admin.display(description="Stored file", ordering="sha256")
+    def stored_name(self, image):
+        return image.file.name
+
+    def response_change(self, request, obj):
+        request.lesionsite_named_image = obj  # per request: the ModelAdmin is shared between threads
+        return super().response_change(request, obj)
+
+    def response_delete(self, request, obj_display, obj_id):
+        return super().response_delete(request, f"Image {obj_id}", obj_id)
+
+    def message_user(self, request, message, *args, **kwargs):
+        # "The lesion image “<its uploaded name>” was changed": by its number instead.
+        image = getattr(request, "lesionsite_named_image", None)
+        if image is not None and str(image):
+            message = mark_safe(str(message).replace(str(escape(str(image))), f"Image {image.pk}"))
+        super().message_user(request, message, *args, **kwargs)
+
+    def action_checkbox(self, image):
+        # Django labels each row's checkbox with str(image): the uploaded name.
+        attrs = {"class": "action-select", "aria-label": f"Select image {image.pk} for an action"}
+        return forms.CheckboxInput(attrs, lambda value: False).render(helpers.ACTION_CHECKBOX_NAME, str(image.pk))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"subtitle": f"Image {object_id}", **(extra_context or {})}
+        if request.method == "GET" and request.GET.get(SHOW_NAME) == "1":
+            image = self.get_object(request, object_id)
+            if image is not None and self.has_view_permission(request, image):
+                audit(request, Action.VIEWED_IMAGE, image, detail={"admin": True, "uploaded_name": True})
+                extra["uploaded_name"] = image.original_filename or "(none was given)"
+        return super().change_view(request, object_id, form_url, {**extra, "show_name_parameter": SHOW_NAME})
+
+    def _require_view(self, request) -> None:
+        # admin_view() lets in any staff user: the pictures are for those who may view the images.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
 
     @admin.display(description="Image")
     def thumbnail(self, image):
@@ -200,7 +250,8 @@ class LesionImageAdmin(AdminTables):
             image.labelled_by, image.labelled_at = request.user, timezone.now()
         super().save_model(request, image, form, change)
 
-    @admin.action(description="Label the selected images with a confirmed diagnosis…")
+    # Actions are offered to whoever may view the list unless they name a permission.
+    @admin.action(description="Label the selected images with a confirmed diagnosis…", permissions=["change"])
     def label_selected(self, request, queryset):
         form = LabelForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -220,7 +271,7 @@ class LesionImageAdmin(AdminTables):
         context = {**self.admin_site.each_context(request), "form": form, "images": queryset, "title": title}
         return TemplateResponse(request, "admin/classifier/label_images.html", context)
 
-    @admin.action(description="Re-run the selected images with the active model version")
+    @admin.action(description="Re-run the selected images with the active model version", permissions=["change"])
     def rerun_selected(self, request, queryset):
         created = queryset.rerun()
         self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)
@@ -456,8 +507,15 @@ class ModelVersionAdmin(AdminTables):
             *super().get_urls(),
         ]
 
-    def operating_point_view(self, request, pk: int):
+    def _changeable(self, request, pk: int) -> ModelVersion:
+        # admin_view() lets in any staff user: serving a version is for those who may change versions.
         version = get_object_or_404(ModelVersion, pk=pk)
+        if not self.has_change_permission(request, version):
+            raise PermissionDenied
+        return version
+
+    def operating_point_view(self, request, pk: int):
+        version = self._changeable(request, pk)
         chosen = request.POST.get("target_sensitivity", "")
         try:
             target = None if chosen == "card" else float(chosen)
@@ -474,7 +532,7 @@ class ModelVersionAdmin(AdminTables):
 
     def activate_view(self, request, pk: int):
         """Activate at once, or first show why the gate did not pass it and ask (confirm=yes)."""
-        version = get_object_or_404(ModelVersion, pk=pk)
+        version = self._changeable(request, pk)
         confirmed = request.POST.get("confirm") == "yes"
         try:
             version.activate_confirmed(request.user, via=ModelActivation.Via.ADMIN, confirmed=confirmed)
@@ -592,6 +650,8 @@ class TrainingJobAdmin(AdminTables):
         return super().changelist_view(request, extra_context)
 
     def start_view(self, request):
+        if not request.user.has_perm(START_JOBS):  # has_add_permission is False: jobs start only here
+            raise PermissionDenied
         active = ModelVersion.active()
         form = StartJobForm(request.POST or None, active=active)
         if request.method == "POST" and form.is_valid():
@@ -623,6 +683,8 @@ class TrainingJobAdmin(AdminTables):
 
     def cancel_view(self, request, pk: int):
         job = get_object_or_404(TrainingJob, pk=pk)
+        if not self.has_change_permission(request, job):
+            raise PermissionDenied
         job.request_cancel()
         self.message_user(request, f"Cancellation of job {job.pk} requested.", messages.WARNING)
         return redirect("admin:classifier_trainingjob_change", job.pk)
@@ -630,9 +692,9 @@ class TrainingJobAdmin(AdminTables):
 
 @admin.register(Prediction)
 class PredictionAdmin(AdminTables):
-    list_display = ["id", "image", "status", "top_class", "confidence", "is_malignant", "model_version"]
+    list_display = ["id", "image_ref", "status", "top_class", "confidence", "is_malignant", "model_version"]
     list_filter = ["status", "top_class", "is_malignant", "model_version"]
-    fields = ["image", "model_version", "status", "top_class", "confidence", "probabilities_table",
+    fields = ["image_ref", "model_version", "status", "top_class", "confidence", "probabilities_table",
               "malignancy_score", "is_malignant", "is_uncertain", "ood_score_display", "is_out_of_distribution",
               "explanation_summary", "error", "task_id", "attempts", "created_at", "started_at", "finished_at",
               "inference_time"]  # fmt: skip
@@ -645,6 +707,12 @@ class PredictionAdmin(AdminTables):
     @admin.display(description="Confidence", ordering="top_probability")
     def confidence(self, prediction):
         return fraction(prediction.top_probability)
+
+    @admin.display(description="Image", ordering="image")
+    def image_ref(self, prediction):
+        # By its number, never the name it was uploaded under (LesionImageAdmin shows that when asked).
+        url = reverse("admin:classifier_lesionimage_change", args=[prediction.image_id])
+        return format_html('<a href="{}">Image {}</a>', url, prediction.image_id)
 
     @admin.display(description="Probabilities")
     def probabilities_table(self, prediction):
@@ -676,7 +744,9 @@ class PredictionAdmin(AdminTables):
     def inference_time(self, prediction):
         return "—" if prediction.inference_ms is None else f"{prediction.inference_ms:.1f} ms per image"
 
-    @admin.action(description="Re-run the selected predictions' images with the active model version")
+    @admin.action(
+        description="Re-run the selected predictions' images with the active model version", permissions=["change"]
+    )
     def rerun_selected(self, request, queryset):
         created = queryset.rerun()
         self.message_user(request, f"Queued {len(created)} new predictions.", messages.SUCCESS)

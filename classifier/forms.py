@@ -27,6 +27,8 @@ from classifier.vocabulary import Side, SkinType
 # The clinician's note: long enough for a short clinical summary, short enough to
 # stay a note (the model field says the same).
 NOTE_MAX_LENGTH = LesionImage._meta.get_field("clinician_note").max_length
+# A file's name is stored with the picture and shown wherever the picture is listed.
+NAME_WARNING = "Do not name files after patients: file names are stored and shown with the pictures."
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -61,7 +63,9 @@ class LesionChoiceField(forms.ModelChoiceField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleImageField(label="Dermatoscopic images", help_text=f"{ACCEPTED_IN_WORDS}; one or many at once.")
+    files = MultipleImageField(
+        label="Dermatoscopic images", help_text=f"{ACCEPTED_IN_WORDS}; one or many at once. {NAME_WARNING}"
+    )
     lesion = LesionChoiceField(label="Lesion", required=False, empty_label="— none: a one-off upload —")
     taken_at = forms.DateField(
         label="Taken on",
@@ -319,7 +323,9 @@ class LesionLabelForm(forms.Form):
 class VisitUploadForm(forms.Form):
     """The pictures of one visit of a lesion, from its row on the patient page or from the lesion page."""
 
-    files = MultipleImageField(label="Pictures of a visit", help_text=f"{ACCEPTED_IN_WORDS}; one or many.")
+    files = MultipleImageField(
+        label="Pictures of a visit", help_text=f"{ACCEPTED_IN_WORDS}; one or many. {NAME_WARNING}"
+    )
     taken_at = UploadForm.base_fields["taken_at"]
     clean_taken_at = UploadForm.clean_taken_at
 

@@ -1,7 +1,8 @@
 """/healthz: is every dependency of a prediction up? For operators and load balancers.
 
 Anyone gets the verdict; what each part said (worker host names, the active model, error
-text) goes only to staff and to HEALTHZ_DETAIL_FROM addresses. Anonymous answers come from a
+text) goes only to holders of classifier.view_modelversion (being staff is not enough) and to
+HEALTHZ_DETAIL_FROM addresses. Anonymous answers come from a
 short cache, so they cannot be used to make the workers answer broadcasts at will.
 """
 
@@ -20,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from classifier.audit import client_address
 from classifier.models import ModelVersion
+from classifier.permissions import HEALTH_DETAIL_PERMISSION
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def full_report() -> dict:
 
 
 def may_see_details(request) -> bool:
-    if request.user.is_authenticated and request.user.is_staff:
+    if request.user.is_authenticated and request.user.has_perm(HEALTH_DETAIL_PERMISSION):
         return True
     address = client_address(request)
     return address is not None and any(ipaddress.ip_address(address) in net for net in settings.HEALTHZ_DETAIL_FROM)

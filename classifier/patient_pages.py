@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from classifier import records
 from classifier.access import current_clinic, current_membership, require_manager
+from classifier.api.throttling import page_upload_wait
 from classifier.audit import Action, audit, audit_many
 from classifier.forms import (
     EraseForm,
@@ -35,8 +36,9 @@ from classifier.forms import (
 )
 from classifier.models import Lesion, Patient
 from classifier.patient_record import erase_patient, write_record_zip
+from classifier.permissions import may_label
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
-from classifier.views import private_file
+from classifier.views import private_file, throttled_page
 
 PATIENTS_PAGE_SIZE = 25
 # An exported record is built in memory up to this size, then in a temporary file (pictures add up).
@@ -147,6 +149,9 @@ def upload_visit(request, pk: int):
     """Pictures of one visit of a lesion, stored and queued for the model as any upload is."""
     lesion = _clinic_lesion(request, pk)
     back = _safe_next(request) or reverse("classifier:lesion", args=[lesion.pk])
+    wait = page_upload_wait(request)
+    if wait is not None:
+        return throttled_page(request, wait, back)
     form = VisitUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         for field, errors in form.errors.items():
@@ -263,7 +268,7 @@ def _lesion_page(request, lesion: Lesion, *, status: int = 200, form=None, label
         "comparison": shown.comparison,
         "pictures": shown.comparison.pictures if shown.comparison else (),
         "form": form or LesionForm(instance=lesion),
-        "label_form": label_form or (LesionLabelForm() if request.user.is_staff else None),
+        "label_form": label_form or (LesionLabelForm() if may_label(request.user) else None),
         "visit_form": VisitUploadForm(),
         "score_rise": settings.CHANGE_SCORE_RISE,
         "area_change_percent": round(100 * settings.CHANGE_AREA_FRACTION),
@@ -294,9 +299,9 @@ def lesion_detail(request, pk: int):
 @login_required
 @require_POST
 def lesion_label(request, pk: int):
-    """Admins: the lesion's confirmed diagnosis, which labels all its images (Lesion.set_label)."""
-    if not request.user.is_staff:
-        raise Http404("Only admins record a confirmed diagnosis.")
+    """Labellers in the lesion's clinic: its confirmed diagnosis, which labels all its images (Lesion.set_label)."""
+    if not may_label(request.user):
+        raise Http404("Only labellers record a confirmed diagnosis.")
     lesion = _clinic_lesion(request, pk)
     form = LesionLabelForm(request.POST)
     if not form.is_valid():

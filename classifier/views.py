@@ -25,6 +25,7 @@ from classifier import history as history_query
 from classifier import thumbnails
 from classifier.access import current_clinic
 from classifier.api.authentication import ApiTokenAuthentication
+from classifier.api.throttling import page_upload_wait
 from classifier.audit import Action, audit, audit_many
 from classifier.forms import NOTE_MAX_LENGTH, AttachForm, ClinicianNoteForm, HistoryFilterForm, UploadForm
 from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
@@ -44,6 +45,14 @@ def upload(request):
         context = {"form": UploadForm(clinic=clinic), "limits": limits, "clinic": clinic}
         return render(request, "classifier/upload.html", context)
     wants_json = "application/json" in request.headers.get("Accept", "")
+    wait = page_upload_wait(request)
+    if wait is not None:
+        if wants_json:
+            response = JsonResponse({"detail": too_many_uploads(wait), "code": "throttled", "retry_after": wait},
+                                    status=429)  # fmt: skip
+            response["Retry-After"] = str(wait)
+            return response
+        return throttled_page(request, wait, reverse("classifier:upload"))
     form = UploadForm(request.POST, request.FILES, clinic=clinic)
     refused = None
     if form.is_valid():
@@ -65,6 +74,21 @@ def upload(request):
         form.add_error("files", _nothing_stored(refused_files) if refused_files else refused.message)
     context = {"form": form, "limits": limits, "refused": refused_files, "clinic": clinic}
     return render(request, "classifier/upload.html", context, status=status)
+
+
+def too_many_uploads(wait: int) -> str:
+    return (
+        f"Nothing was stored: you have uploaded as often as allowed for now ({settings.UPLOAD_RATE_LIMIT} per "
+        f"person, through the pages and the API together). Try again in {wait} second{'s' if wait != 1 else ''}."
+    )
+
+
+def throttled_page(request, wait: int, back: str):
+    """429 for a plain form post over the upload rate: what happened, when to retry, and the way back."""
+    context = {"message": too_many_uploads(wait), "back": back}
+    response = render(request, "classifier/throttled.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def _nothing_stored(refused: UploadRefused) -> str:

@@ -363,10 +363,18 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "lesionsite.logformat.JsonFormatter"},
     },
+    "filters": {"no_query_strings": {"()": "lesionsite.logformat.StripQueryStrings"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            # Every line through it, whichever logger: a request line never carries a search's text.
+            "filters": ["no_query_strings"],
+        }
     },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    # runserver's request lines, through the same handler (Django's own would print the query string).
+    "loggers": {"django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 
 # --- Production hardening: HTTPS, HSTS, Secure cookies, /healthz details, response headers.

@@ -1,4 +1,5 @@
-"""/healthz tells anyone whether the site is up, but its parts only to staff and internal addresses,
+"""/healthz tells anyone whether the site is up, but its parts only to holders of the model versions' view
+permission (being staff is not enough) and internal addresses,
 and an anonymous caller's answers come from a short cache instead of a fresh Celery broadcast each."""
 
 from __future__ import annotations
@@ -69,12 +70,21 @@ def test_a_cache_of_zero_seconds_checks_every_time(client, reports, settings):
     assert reports.made == 2
 
 
-def test_staff_see_every_part_checked_afresh(client, reports, django_user_model):
-    client.force_login(django_user_model.objects.create_user("ops", password="x", is_staff=True))
+def test_holders_of_the_model_versions_permission_see_every_part_checked_afresh(client, reports, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    ops = django_user_model.objects.create_user("ops", password="x")
+    ops.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(ops)
     client.get("/healthz")
     response = client.get("/healthz")
     assert response.json() == HEALTHY
     assert reports.made == 2
+
+
+def test_staff_without_the_permission_are_treated_as_anonymous(client, reports, django_user_model):
+    client.force_login(django_user_model.objects.create_user("stella", password="x", is_staff=True))
+    assert client.get("/healthz").json() == {"status": "ok"}
 
 
 def test_a_clinician_is_treated_as_anonymous(owner_web, reports):

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from classifier.models import LesionImage, Prediction
@@ -300,8 +301,8 @@ def test_the_patient_and_lesion_pages_label_their_controls_and_have_landmarks(cl
     for days, score in ((60, 0.2), (0, 0.7)):
         picture = make_image(manager, lesion=lesion, taken_at=timezone.now() - datetime.timedelta(days=days))
         make_prediction(manager, status="done", image=picture, malignant_probability=score, is_malignant=score > 0.5)
-    manager.is_staff = True  # an admin, so the lesion page has its diagnosis form too
-    manager.save()
+    # A labeller, so the lesion page has its diagnosis form too.
+    manager.user_permissions.add(Permission.objects.get(codename="change_lesionimage"))
     client.force_login(manager)
 
     responses = [client.get(url) for url in (

@@ -390,6 +390,28 @@ def test_an_admin_of_another_clinic_cannot_label_the_clinics_lesion(client, admi
     assert lesion.diagnosis == ""
 
 
+def test_a_member_with_the_label_permission_labels_without_being_staff(client, teammate, lesion):
+    from django.contrib.auth.models import Permission
+
+    teammate.user_permissions.add(Permission.objects.get(codename="change_lesionimage"))
+    client.force_login(teammate)
+    assert f'action="/lesions/{lesion.pk}/label/"' in client.get(f"/lesions/{lesion.pk}/").content.decode()
+
+    assert client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "bcc", "method": "histo"}).status_code == 302
+    lesion.refresh_from_db()
+    assert lesion.diagnosis == "bcc"
+
+
+def test_staff_of_the_clinic_without_the_label_permission_cannot_label(client, teammate, lesion):
+    teammate.is_staff = True
+    teammate.save()
+    client.force_login(teammate)
+    assert "/label/" not in client.get(f"/lesions/{lesion.pk}/").content.decode()
+    assert client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}).status_code == 404
+    lesion.refresh_from_db()
+    assert lesion.diagnosis == ""
+
+
 def test_a_clinician_cannot_label_a_lesion(owner_web, lesion):
     assert "/label/" not in owner_web.get(f"/lesions/{lesion.pk}/").content.decode()
     assert owner_web.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}).status_code == 404

@@ -97,15 +97,16 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
             stored = Prediction.finish_many(task_id, results)
         for prediction in stored:  # logged once committed, so a line never claims a rolled-back result
             finished.append(prediction.pk)
+            # Ids and timings only: what the model found is patient data, kept in the database, never in logs.
             logger.info(
-                "prediction %s: done top=%s p=%.3f malignant=%.3f version=%s",
+                "prediction %s: done (image %s, version %s, %.1f ms)",
                 prediction.pk,
-                prediction.top_class,
-                prediction.top_probability,
-                prediction.malignant_probability,
+                prediction.image_id,
                 version.name,
-                extra={"prediction_id": prediction.pk, "task_id": task_id, "model_version": version.name},
-            )
+                per_image_ms,
+                extra={"prediction_id": prediction.pk, "image_id": prediction.image_id, "task_id": task_id,
+                       "model_version": version.name, "duration_ms": round(per_image_ms, 1)},
+            )  # fmt: skip
     return finished
 
 

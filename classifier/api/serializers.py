@@ -253,7 +253,9 @@ class UploadSerializer(serializers.Serializer):
     """The multipart form of POST /api/v1/images/: one or more `file` parts and optional fields."""
 
     file = serializers.ListField(
-        child=serializers.FileField(allow_empty_file=True), help_text="One or more image files (repeat the part)."
+        child=serializers.FileField(allow_empty_file=True),
+        help_text="One or more image files (repeat the part). File names are stored and shown with the pictures: "
+        "never name a file after a patient.",
     )
     lesion = serializers.IntegerField(
         required=False,

@@ -13,7 +13,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 from classifier import idempotency, records
 from classifier.access import CLINIC_HEADER, CLINIC_PARAMETER, current_clinic, current_membership
 from classifier.api.filters import AuditEventFilter, ImageFilter, PatientFilter, PredictionFilter
+from classifier.api.permissions import ActionPermissions
 from classifier.api.serializers import (
     ActivateSerializer,
     AttachSerializer,
@@ -60,6 +60,14 @@ from classifier.models import (
     UploadBatch,
 )
 from classifier.patient_pages import pdf_response
+from classifier.permissions import (
+    CANCEL_JOBS,
+    CHANGE_VERSIONS,
+    LABEL_PERMISSION,
+    START_JOBS,
+    VIEW_JOBS,
+    VIEW_VERSIONS,
+)
 from classifier.training_data import NotEnoughData
 from classifier.uploads import UploadRefused, UploadRejected, not_in_a_clinic, store_uploads
 
@@ -128,6 +136,8 @@ class ImageViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixi
         image = self.get_object()
         audit(request, Action.VIEWED_IMAGE, image)
         return Response(self.get_serializer(image).data)
+
+    action_permissions = {"label": [LABEL_PERMISSION]}  # the only action not gated by the clinic
 
     def get_throttles(self):
         return [UploadRateThrottle()] if self.action == "create" else super().get_throttles()
@@ -258,11 +268,12 @@ class ImageViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveModelMixi
     @action(
         detail=True,
         methods=["post"],
-        permission_classes=[IsAdminUser],
+        permission_classes=[ActionPermissions],
         parser_classes=[JSONParser, FormParser, MultiPartParser],
     )
     def label(self, request, pk=None):
-        """Admins: set the image's confirmed diagnosis (one of the seven classes) and how it was confirmed.
+        """Labellers (the `classifier.change_lesionimage` permission): set the image's confirmed diagnosis
+        (one of the seven classes) and how it was confirmed.
 
         Any clinic's image, as in the admin's labelling queue. An image of a lesion labels the
         lesion, and so all of the lesion's images."""
@@ -304,10 +315,18 @@ class PredictionViewSet(ClinicScoped, mixins.ListModelMixin, mixins.RetrieveMode
 class TrainingJobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
-    """Admins: retraining jobs. POST {"epochs": 1, "start_from": "active" | "imagenet"} starts one."""
+    """Retraining jobs, to holders of the training job permissions (view, add to start one, change to cancel).
+
+    POST {"epochs": 1, "start_from": "active" | "imagenet"} starts one."""
 
     serializer_class = TrainingJobSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [ActionPermissions]
+    action_permissions = {
+        "list": [VIEW_JOBS],
+        "retrieve": [VIEW_JOBS],
+        "create": [VIEW_JOBS, START_JOBS],
+        "cancel": [VIEW_JOBS, CANCEL_JOBS],
+    }
     queryset = TrainingJob.objects.select_related("requested_by", "base_version", "result_version")
 
     @extend_schema(responses={201: TrainingJobSerializer, 400: NotEnoughDataSerializer, 409: UploadErrorSerializer})
@@ -336,10 +355,17 @@ class TrainingJobViewSet(
 
 
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Admins: the registered model versions with their held-out metrics; activate one (or roll back)."""
+    """The registered model versions with their held-out metrics (`classifier.view_modelversion`); activate one
+    (or roll back) or choose its operating point (`classifier.change_modelversion`)."""
 
     serializer_class = ModelVersionSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [ActionPermissions]
+    action_permissions = {
+        "list": [VIEW_VERSIONS],
+        "retrieve": [VIEW_VERSIONS],
+        "activate": [VIEW_VERSIONS, CHANGE_VERSIONS],
+        "operating_point": [VIEW_VERSIONS, CHANGE_VERSIONS],
+    }
     queryset = ModelVersion.objects.all()
 
     @extend_schema(

@@ -37,10 +37,11 @@ def test_an_admin_sets_the_confirmed_diagnosis_and_how_it_was_confirmed(page, li
     page.get_by_role("button", name="Save", exact=True).click()
 
     page.wait_for_url(re.compile(r"/admin/classifier/lesionimage/$"))
-    assert page.locator("ul.messagelist").inner_text().startswith("The lesion image")
-    assert page.locator("tr", has_text="shoulder.png").locator("td.field-label_status").inner_text() == (
+    assert page.locator("ul.messagelist").inner_text().startswith(f"The lesion image “Image {image.pk}”")
+    assert page.locator("tr", has_text=image.file.name).locator("td.field-label_status").inner_text() == (
         "mel (Histopathology)"
     )
+    assert "shoulder.png" not in page.content()  # shown by its stored name, never the uploaded one
     image = LesionImage.objects.get(pk=image.pk)
     assert (image.diagnosis, image.diagnosis_method) == ("mel", "histo")
     assert image.diagnosis_note == "Superficial spreading melanoma, Breslow 0.4 mm."
@@ -70,11 +71,11 @@ def test_file_and_version_names_are_not_broken_at_their_hyphens_in_admin_tables(
     page.set_viewport_size({"width": 640, "height": 900})
 
     page.goto(f"{live_server.url}/admin/classifier/lesionimage/")
-    assert page.locator("#result_list td.field-__str__").inner_text() == name
-    assert lines_of(page, "#result_list td.field-__str__") == 1
+    assert page.locator("#result_list .field-stored_name").inner_text() == image.file.name
+    assert lines_of(page, "#result_list .field-stored_name") == 1
 
     page.goto(f"{live_server.url}/admin/classifier/prediction/")
-    assert lines_of(page, "#result_list td.field-image") == 1
+    assert lines_of(page, "#result_list td.field-image_ref") == 1
 
 
 def test_an_admin_activates_a_never_gated_version_only_after_reading_why(
