@@ -43,12 +43,12 @@ def records(django_user_model):
     job = TrainingJob.objects.create(requested_by=owner, log_tail="hidden-job-log", error="hidden-job-log")
     event = AuditEvent.objects.create(user=owner, username="hidden-owner", clinic=clinic, action="viewed_patient",
                                       object_repr="MRN-HIDDEN-4711", patient_id=patient.pk)  # fmt: skip
-    from rest_framework.authtoken.models import Token
+    from classifier.tokens import ApiToken
 
-    Token.objects.create(user=owner)
+    token, _ = ApiToken.objects.issue(owner, "hidden-device")
     return {
         "clinic": clinic, "owner": owner, "patient": patient, "lesion": lesion, "batch": batch, "image": image,
-        "version": version, "prediction": prediction, "job": job, "event": event,
+        "version": version, "prediction": prediction, "job": job, "event": event, "token": token,
     }  # fmt: skip
 
 
@@ -72,7 +72,7 @@ ID_OF = {
     "images": "image", "lesionimage": "image", "unlabelledimage": "image", "predictions": "prediction",
     "prediction": "prediction", "batches": "batch", "uploadbatch": "batch", "patients": "patient",
     "lesions": "lesion", "training-jobs": "job", "trainingjob": "job", "model-versions": "version",
-    "modelversion": "version", "clinic": "clinic", "auditevent": "event", "user": "owner", "tokenproxy": "owner",
+    "modelversion": "version", "clinic": "clinic", "auditevent": "event", "user": "owner", "apitoken": "token", "tokens": "token",
 }  # fmt: skip
 # Ids whose rows these tests do not make: any value, the view must still refuse.
 ANY_ID = {"group", "accessattempt", "accesslog", "accessfailurelog", "reset"}
