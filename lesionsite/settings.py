@@ -79,7 +79,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+    # SQLite creates the file, not its folder; the folder (database, media, trained versions) is private.
+    VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     # A file, not memory: integration tests share the test database with a
     # real Celery worker process (they pass it its path). One per test run, so two
     # runs in one checkout never delete each other's database.
@@ -121,6 +122,10 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 10 * UPLOAD_MAX_FILES
 UPLOAD_RATE_LIMIT = envrate("UPLOAD_RATE_LIMIT", "300/minute")
 # Files above this are spooled to disk while the request is read, not held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Stored pictures and thumbnails, and the folders the storage makes for them, are the site's
+# account's alone: other accounts on the host must not read patients' pictures.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # The cache holds the API's rate-limit counters: shared through Redis when several
 # web processes run (docker-compose sets CACHE_URL), in-process memory otherwise.
