@@ -142,7 +142,7 @@ def _write_database(archive: tarfile.TarFile, written: _Written, using: str) -> 
         count = 0
         for obj in model._base_manager.using(using).order_by("pk").iterator(chunk_size=CHUNK_ROWS):
             count += 1
-            written.referenced.update(name for name in (getattr(obj, f) for f in file_fields) if name)
+            written.referenced.update(stored.name for stored in (getattr(obj, f) for f in file_fields) if stored)
             part.append(obj)
             if len(part) == CHUNK_ROWS:
                 _write_part(archive, written, part)
