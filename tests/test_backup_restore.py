@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
+import tarfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -176,3 +178,29 @@ def test_a_file_that_is_not_a_backup_is_refused_plainly(db, tmp_path):
 
     with pytest.raises(CommandError, match="is not a lesionsite backup"):
         restore(other)
+
+
+def with_manifest_changed(archive: Path, change) -> Path:
+    """The same archive with its manifest edited (as a newer lesionsite's backup would differ)."""
+    changed = archive.with_name("changed.tar")
+    with tarfile.open(archive) as source, tarfile.open(changed, "w") as target:
+        for info in source:
+            data = source.extractfile(info).read()
+            if info.name == "manifest.json":
+                manifest = json.loads(data)
+                change(manifest)
+                data = json.dumps(manifest).encode()
+                info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+    return changed
+
+
+def test_a_backup_made_at_other_migrations_is_refused_naming_them(records, tmp_path):
+    archive = tmp_path / "site.tar"
+    call_command("backup", str(archive), stdout=io.StringIO(), stderr=io.StringIO())
+    newer = with_manifest_changed(archive, lambda m: m["database"]["migrations"]["classifier"].append("0099_future"))
+    wipe()
+
+    with pytest.raises(CommandError, match="it has classifier.0099_future, which this installation lacks.*then upgrade"):
+        restore(newer)
+    assert not LesionImage.objects.exists()
