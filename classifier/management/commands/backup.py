@@ -1,20 +1,22 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.backups import write_backup
-from lesionsite.env import envstr
 
 MIN_PASSPHRASE_LENGTH = 12  # the password policy's minimum (settings.AUTH_PASSWORD_VALIDATORS)
 
 
 def passphrase_from_env_or_prompt(confirm: bool) -> str:
     """BACKUP_PASSPHRASE, else asked at the terminal (twice when ``confirm``); CommandError without either."""
-    passphrase = envstr("BACKUP_PASSPHRASE", "")
+    # Read here, when the command runs, not as a setting: a secret kept out of settings (and
+    # so out of error pages and `diffsettings`) and needed only by this command.
+    passphrase = os.environ.get("BACKUP_PASSPHRASE", "")
     if passphrase:
         return passphrase
     if not sys.stdin.isatty():
