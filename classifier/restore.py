@@ -74,10 +74,10 @@ def verify_backup(path: Path, passphrase: str | None = None) -> dict:
         raise BackupInvalid("it has no manifest: it is incomplete (was the backup interrupted?)")
     manifest = read_manifest(manifest_data)
     listed = {member["path"]: (member["size"], member["sha256"]) for member in manifest.get("members", [])}
-    for name in sorted(set(listed) - set(found)):
-        raise BackupInvalid(f"{name} is in the manifest but not in the archive")
-    for name in sorted(set(found) - set(listed)):
-        raise BackupInvalid(f"{name} is in the archive but not in the manifest")
+    if absent := sorted(set(listed) - set(found)):
+        raise BackupInvalid(f"{absent[0]} is in the manifest but not in the archive ({len(absent)} files missing)")
+    if unlisted := sorted(set(found) - set(listed)):
+        raise BackupInvalid(f"{unlisted[0]} is in the archive but not in the manifest")
     for name, (size, digest) in found.items():
         if (size, digest) != listed[name]:
             raise BackupInvalid(f"{name} does not match the size and SHA-256 the manifest recorded: it is damaged")

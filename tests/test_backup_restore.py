@@ -11,15 +11,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core import serializers
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
 from classifier.backup_archive import backed_up_models
-from classifier.models import AuditEvent, LesionImage, ModelVersion, Prediction
+from classifier.models import AuditEvent, LesionImage, ModelVersion, Patient, Prediction
 from classifier.thumbnails import ensure_thumbnail
 from tests.conftest import media_files
 from tests.factories import make_image, make_lesion, make_patient, make_prediction, make_visit
@@ -43,6 +48,10 @@ def records(owner, clinic, active_tiny_model, owner_web):
     make_prediction(owner, image=make_image(owner, clinician_note="left forearm"))
     for url in pages(second.latest_prediction_id, lesion.pk):
         assert owner_web.get(url).status_code == 200
+    # Rows that point at what migrate makes (content types, permissions), whose ids differ between installations.
+    owner.user_permissions.add(Permission.objects.get(codename="view_patient"))
+    LogEntry.objects.create(user=owner, content_type=ContentType.objects.get_for_model(Patient), object_id="1",
+                            object_repr="patient #1", action_flag=CHANGE, change_message="[]")  # fmt: skip
     trained = Path(settings.TRAINED_MODEL_ROOT) / "retrain-7-20261201"
     trained.mkdir(parents=True)
     (trained / "model.keras").write_bytes(b"\x00weights\xff" * 100)
@@ -83,6 +92,13 @@ def wipe() -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+def renumber_what_migrate_made_for(model) -> None:
+    """Give the model's content type and permissions new ids, as another installation's would have."""
+    ContentType.objects.get_for_model(model).delete()
+    ContentType.objects.clear_cache()
+    create_permissions(apps.get_app_config(model._meta.app_label), verbosity=0)
+
+
 def restore(path: Path) -> str:
     out = io.StringIO()
     call_command("restore", str(path), stdout=out)
@@ -97,6 +113,9 @@ def test_a_restored_backup_holds_the_same_rows_files_and_pages(records, owner_we
 
     call_command("backup", str(archive), stdout=io.StringIO(), stderr=io.StringIO())
     wipe()
+    before = ContentType.objects.get_for_model(Patient).pk
+    renumber_what_migrate_made_for(Patient)
+    assert ContentType.objects.get_for_model(Patient).pk != before
     assert not LesionImage.objects.exists() and media_files() == []
     assert ModelVersion.objects.get().name == "tiny-v1"  # the fresh install's own registration of the shipped one
     said = restore(archive)
