@@ -12,7 +12,8 @@ send no signal; nothing in the app deletes images so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -20,6 +21,10 @@ from django.db.models.signals import post_delete
 
 from classifier.models import LesionImage, UnlabelledImage
 from classifier.thumbnails import thumbnail_name
+
+# The folders of the files images name (image_upload_path, thumbnails.thumbnail_name); nothing
+# else in the storage is looked at by the orphan sweep.
+PICTURE_FOLDERS = ("images", "thumbs")
 
 
 def unused_files(images: Iterable[LesionImage], using: str = "default") -> list[str]:
@@ -55,3 +60,30 @@ def connect() -> None:
     """
     for model in (LesionImage, UnlabelledImage):
         post_delete.connect(_remove_files_after_commit, sender=model, dispatch_uid=f"stored_files:{model.__name__}")
+
+
+def orphan_files(older_than: datetime) -> list[str]:
+    """Stored pictures and thumbnails that no image names, last written before ``older_than``.
+
+    They are left by what the signal cannot see: a process killed between writing a file
+    and committing its row, raw SQL, or deletions from before files were removed with their
+    rows. A file newer than ``older_than`` may belong to an upload whose row is not yet
+    committed, so it is left alone.
+    """
+    names = set(LesionImage.objects.values_list("file", flat=True))
+    thumbnails = {thumbnail_name(digest) for digest in LesionImage.objects.values_list("sha256", flat=True)}
+    return [
+        name
+        for name in _stored(PICTURE_FOLDERS)
+        if name not in names and name not in thumbnails and default_storage.get_modified_time(name) < older_than
+    ]
+
+
+def _stored(folders: Iterable[str]) -> Iterator[str]:
+    for folder in folders:
+        try:
+            subfolders, files = default_storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        yield from (f"{folder}/{name}" for name in sorted(files))
+        yield from _stored(f"{folder}/{name}" for name in sorted(subfolders))
