@@ -192,6 +192,8 @@ def read_manifest(data: bytes) -> dict:
         raise BackupInvalid("its manifest is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupInvalid("its manifest is not a lesionsite backup's")
+    if missing := [key for key in ("database", "media", "trained_models", "members") if key not in manifest]:
+        raise BackupInvalid(f"its manifest lacks {', '.join(missing)}")
     if manifest.get("version") != FORMAT_VERSION:
         raise BackupInvalid(
             f"it is in backup format {manifest.get('version')!r}; this lesionsite reads format {FORMAT_VERSION}"

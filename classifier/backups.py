@@ -71,7 +71,12 @@ def write_backup(out_path: Path, passphrase: str | None = None, using: str = "de
     if out_path.exists():
         raise FileExistsError(f"{out_path} already exists: give a new file name (a backup never overwrites one)")
     partial = out_path.with_name(out_path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{partial} exists: another backup to this name is running, or one was interrupted (delete it then)"
+        ) from None
     try:
         with os.fdopen(descriptor, "wb") as raw:
             sink = SealedWriter(raw, passphrase) if passphrase else raw

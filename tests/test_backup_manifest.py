@@ -90,3 +90,11 @@ def test_verify_only_checks_the_archive_and_changes_nothing(owner, tmp_path):
 
     assert "is whole: 2 files match their SHA-256" in out.getvalue()  # the rows, the picture
     assert LesionImage.objects.count() == 1
+
+
+def test_a_backup_left_half_written_is_named_not_overwritten(owner, tmp_path):
+    (tmp_path / "site.tar.partial").write_bytes(b"an interrupted run")
+
+    with pytest.raises(CommandError, match=r"site.tar.partial exists: .* interrupted \(delete it then\)"):
+        backup(tmp_path / "site.tar")
+    assert not (tmp_path / "site.tar").exists()

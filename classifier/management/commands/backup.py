@@ -51,7 +51,10 @@ class Command(BaseCommand):
             raise CommandError(f"{file} already exists: give a new file name (a backup never overwrites one).")
         if not file.parent.is_dir():
             raise CommandError(f"{file.parent} is not a folder: create it, or give another path.")
-        manifest = write_backup(file, passphrase)
+        try:
+            manifest = write_backup(file, passphrase)
+        except FileExistsError as error:
+            raise CommandError(str(error)) from None
         rows = sum(manifest["database"]["rows"].values())
         self.stdout.write(
             f"Wrote {file}{' (encrypted)' if encrypt else ''}: {rows} rows, "
