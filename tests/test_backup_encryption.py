@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 
 from classifier.lib.sealed_stream import HEADER_SIZE, TAG_SIZE, SealedReader, SealedWriter, SealError
@@ -16,6 +17,14 @@ from tests.conftest import media_files
 from tests.factories import make_lesion, make_patient, make_visit
 
 PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def forget_content_type_ids():
+    """Emptying the installation makes content types anew; the test's rollback restores the old rows,
+    so the ids Django cached in between must not outlive the test."""
+    yield
+    ContentType.objects.clear_cache()
 
 
 @pytest.fixture

@@ -34,6 +34,14 @@ pytestmark = pytest.mark.django_db
 HEATMAP = {"method": "gradcam", "layer": "conv", "grid": [[0.0, 0.5], [1.0, 0.25]], "class": "mel"}
 
 
+@pytest.fixture(autouse=True)
+def forget_content_type_ids():
+    """Emptying the installation makes content types anew; the test's rollback restores the old rows,
+    so the ids Django cached in between must not outlive the test."""
+    yield
+    ContentType.objects.clear_cache()
+
+
 @pytest.fixture
 def records(owner, clinic, active_tiny_model, owner_web):
     """A clinic's patient with a lesion seen twice, a one-off upload still queued, pages read (audited),
