@@ -6,8 +6,8 @@ SQLite a transaction that holds the write lock (this project's ``transaction_mod
 every row comes from the same moment. Not ``pg_dump``: the same archive, command and
 restore work on SQLite and PostgreSQL, the web image needs no PostgreSQL client of the
 server's version, and rows are restored through the models with their ids kept. The
-cost: a restore needs the same migrations (the manifest records them), and a dump goes
-through Python (tens of thousands of rows a second).
+cost: a restore needs the same migrations (the manifest records them), and every row goes
+through Python, slower than pg_dump for a large database.
 
 **Files** are copied after the snapshot, file by file. Pictures are content-addressed and
 written before their row is committed, so every row of the snapshot has its file, unless
