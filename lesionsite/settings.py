@@ -8,6 +8,7 @@ CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS (see README's configuration table).
 from __future__ import annotations
 
 import os
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -140,6 +141,10 @@ CACHES = {
 
 # --- Celery (namespace CELERY_ in lesionsite/celery.py).
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Redis over TLS: a rediss:// URL that does not say how to check the server's certificate has it
+# checked against the system's CAs (for such a URL kombu would otherwise only warn and not check).
+if CELERY_BROKER_URL.startswith("rediss://") and "ssl_cert_reqs=" not in CELERY_BROKER_URL:
+    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # results live on Prediction rows, not in a result backend
