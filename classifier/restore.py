@@ -156,10 +156,10 @@ def restore_backup(path: Path, passphrase: str | None = None, using: str = "defa
                     else:
                         reader.read()
                     if name != MANIFEST and (reader.size, reader.sha256) != listed.get(name):
-                        raise BackupInvalid(f"{name} changed since the archive was checked: nothing was restored")
+                        raise BackupInvalid(f"{name} changed since the archive was checked")
             expected = manifest["database"]["rows"]
             if {label: count for label, count in rows.items() if count} != {k: v for k, v in expected.items() if v}:
-                raise BackupInvalid("the rows restored are not the rows the manifest counted: nothing was restored")
+                raise BackupInvalid("the rows restored are not the rows the manifest counted")
             _finish_database(using)
     except BaseException:
         for remove in written:
