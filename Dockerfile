@@ -10,7 +10,7 @@ RUN pip install -r requirements.txt
 COPY . .
 # The volumes mounted on /data/* start as copies of these folders: owned by the app's user, so it can write them.
 RUN useradd --create-home --uid 1000 lesionsite \
-    && mkdir -p /data/media /data/trained-models /app/var \
+    && mkdir -p /data/media /data/trained-models /data/backups /app/var \
     && chown -R lesionsite /data /app/var /app/models
 USER lesionsite
 

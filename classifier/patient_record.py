@@ -25,8 +25,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from classifier import thumbnails
 from classifier.models import BatchEntry, LesionImage, Patient, Prediction, UploadBatch
+from classifier.stored_files import unused_files
 
 RECORD_FORMAT = "lesionsite patient record"
 RECORD_VERSION = 1
@@ -171,8 +171,9 @@ class ErasedRecord:
 def erase_patient(patient: Patient) -> ErasedRecord:
     """Delete the patient and everything of theirs (see the module's words); final.
 
-    The rows go in one transaction; the files once it has committed, so a rollback
-    leaves the record whole. Call it inside the transaction that writes the audit event.
+    The rows go in one transaction; the files once it has committed (the images' delete
+    signal, classifier.stored_files), so a rollback leaves the record whole. Call it inside
+    the transaction that writes the audit event.
     """
     with transaction.atomic():
         images = list(LesionImage.objects.select_for_update().filter(lesion__patient=patient))
@@ -186,22 +187,5 @@ def erase_patient(patient: Patient) -> ErasedRecord:
         UploadBatch.objects.filter(pk__in=batches, images=None, entries=None).delete()
         erased = ErasedRecord(patient.pk, patient.clinic_id, lesion_count, len(images), prediction_count, 0)
         patient.delete()
-        unused = [name for name in _files_no_longer_used(images) if default_storage.exists(name)]
-        transaction.on_commit(lambda: _delete_files(unused))
+        unused = [name for name in unused_files(images) if default_storage.exists(name)]
     return replace(erased, files=len(unused))
-
-
-def _files_no_longer_used(images: list[LesionImage]) -> list[str]:
-    """The stored files and thumbnails of these (deleted) images that no remaining image shares."""
-    names = {image.file.name for image in images if image.file.name}
-    digests = {image.sha256 for image in images}
-    still_used = set(LesionImage.objects.filter(file__in=names).values_list("file", flat=True))
-    shared_digests = set(LesionImage.objects.filter(sha256__in=digests).values_list("sha256", flat=True))
-    files = sorted(names - still_used)
-    files += sorted(thumbnails.thumbnail_name(digest) for digest in digests - shared_digests)
-    return files
-
-
-def _delete_files(names: list[str]) -> None:
-    for name in names:
-        default_storage.delete(name)  # a no-op for a file that is already gone

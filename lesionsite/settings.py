@@ -8,6 +8,7 @@ CELERY_BROKER_URL, SECRET_KEY, ALLOWED_HOSTS (see README's configuration table).
 from __future__ import annotations
 
 import os
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,7 +80,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+    # SQLite creates the file, not its folder; the folder (database, media, trained versions) is private.
+    VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     # A file, not memory: integration tests share the test database with a
     # real Celery worker process (they pass it its path). One per test run, so two
     # runs in one checkout never delete each other's database.
@@ -121,6 +123,10 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 10 * UPLOAD_MAX_FILES
 UPLOAD_RATE_LIMIT = envrate("UPLOAD_RATE_LIMIT", "300/minute")
 # Files above this are spooled to disk while the request is read, not held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Stored pictures and thumbnails, and the folders the storage makes for them, are the site's
+# account's alone: other accounts on the host must not read patients' pictures.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # The cache holds the API's rate-limit counters: shared through Redis when several
 # web processes run (docker-compose sets CACHE_URL), in-process memory otherwise.
@@ -135,6 +141,10 @@ CACHES = {
 
 # --- Celery (namespace CELERY_ in lesionsite/celery.py).
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Redis over TLS: a rediss:// URL that does not say how to check the server's certificate has it
+# checked against the system's CAs (for such a URL kombu would otherwise only warn and not check).
+if CELERY_BROKER_URL.startswith("rediss://") and "ssl_cert_reqs=" not in CELERY_BROKER_URL:
+    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # results live on Prediction rows, not in a result backend

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -42,8 +44,9 @@ def test_web_and_worker_share_the_database_broker_and_volumes(compose):
         assert web["environment"][key] == worker["environment"][key], key
     assert web["environment"]["DATABASE_URL"].startswith("postgres://")
     assert "@db:5432/" in web["environment"]["DATABASE_URL"]
-    assert web["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:6379")
-    assert set(web["volumes"]) == set(worker["volumes"])
+    assert "@redis:6379/" in web["environment"]["CELERY_BROKER_URL"]
+    # The web service alone also mounts the backups volume (manage.py backup runs there).
+    assert set(web["volumes"]) - {"backups:/data/backups"} == set(worker["volumes"])
     named = {mount.split(":")[0] for mount in web["volumes"]}
     assert named <= set(compose["volumes"])
 
@@ -97,3 +100,67 @@ def test_web_is_reached_only_through_the_tls_proxy_which_it_trusts(compose):
     assert services["web"]["environment"]["CSRF_TRUSTED_ORIGINS"].endswith("https://localhost:8443}")
     # Plain http is redirected to https, so the health check says https as the proxy does.
     assert "X-Forwarded-Proto" in " ".join(services["web"]["healthcheck"]["test"])
+
+
+def every_string(node):
+    """Every string in the parsed file (values, and the items of command lists)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from every_string(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from every_string(item)
+
+
+SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH")
+
+
+def test_every_secret_is_required_and_none_has_a_default(compose):
+    text = "\n".join(every_string(compose))
+    for name in SECRETS:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses, name
+        for use in uses:
+            assert use.startswith(":?"), f"${{{name}{use}}} must be ${{{name}:?...}}: no default, no start without it"
+    assert "lesionsite}" not in text and ":-lesionsite" not in text
+
+
+def test_postgres_takes_the_required_password_the_app_connects_with(compose):
+    services = compose["services"]
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://lesionsite:${POSTGRES_PASSWORD:?")
+
+
+def test_redis_requires_a_password_and_its_health_check_gives_it(compose):
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    assert "PONG" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_every_redis_url_carries_the_password(compose):
+    urls = [text for text in every_string(compose) if text.startswith(("redis://", "rediss://"))]
+    assert len(urls) >= 2  # the broker and the cache, at least
+    for url in urls:
+        assert url.split("//", 1)[1].startswith(":${REDIS_PASSWORD:?"), url
+
+
+def test_only_the_tls_proxy_publishes_a_port(compose):
+    for name, service in compose["services"].items():
+        if name != "proxy":
+            assert "ports" not in service, f"{name} publishes {service['ports']}"
+    for mapping in compose["services"]["proxy"]["ports"]:
+        assert mapping.endswith((":443", ":80")), mapping
+
+
+def test_env_example_lists_every_required_variable_and_env_is_never_committed_or_built_in(compose):
+    text = "\n".join(every_string(compose))
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    example = (REPO_ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?(\w+)=", example, flags=re.MULTILINE))
+    assert required <= listed, required - listed
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
+    assert ".env" in (REPO_ROOT / ".dockerignore").read_text().split()

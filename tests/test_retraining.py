@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,9 @@ def test_a_job_writes_its_version_to_the_trained_model_root_not_the_checkouts_mo
     assert candidate.root == "trained"
     assert candidate.model_path == settings.TRAINED_MODEL_ROOT / candidate.name / "model.keras"
     assert candidate.model_path.is_file()
+    # Trained on the site's patients: the site's account's alone.
+    assert stat.S_IMODE(candidate.folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(candidate.model_path.stat().st_mode) == 0o600
     assert sorted(path.name for path in settings.MODEL_ROOT.iterdir()) == shipped_before
     # Registering again (migrate, register_models) finds it there and keeps it as it is.
     from classifier.registry import register_model_versions

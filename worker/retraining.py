@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from classifier.models import NO_ACTIVE_VERSION, LesionImage, ModelActivation, ModelVersion, TrainingJob
+from classifier.private_files import make_private
 from classifier.quality_gate import quality_gate
 from classifier.training_data import (
     NotEnoughData,
@@ -174,7 +175,9 @@ def train_and_export(job: TrainingJob) -> tuple[Retrained, Path]:
         on_epoch=_epoch_reporter(job),
     )
     _check_cancel(job)
-    return retrained, save_version(Path(settings.TRAINED_MODEL_ROOT), retrained)
+    version_dir = save_version(Path(settings.TRAINED_MODEL_ROOT), retrained)
+    make_private(version_dir)  # a model trained on the site's patients is the site's alone
+    return retrained, version_dir
 
 
 def job_metrics(retrained: Retrained) -> dict:
