@@ -1,6 +1,7 @@
 """A stored picture's files go when the last image that uses them goes.
 
-Files are content-addressed (``images/<sha>.png`` and ``thumbs/<sha>.webp``), so the same
+Files are content-addressed (``images/<sha>.jpg|png``, ``working/<sha>.jpg`` and
+``thumbs/<sha>.webp``), so the same
 picture uploaded to two clinics is one file: it is deleted only once no remaining image
 names it (its thumbnail: once no remaining image has its SHA-256). Every way of deleting
 an image (the admin, a queryset's ``delete()``, a patient's erasure, a cascade from its
@@ -22,20 +23,23 @@ from django.db.models.signals import post_delete
 from classifier.models import LesionImage, UnlabelledImage
 from classifier.thumbnails import thumbnail_name
 
-# The folders of the files images name (image_upload_path, thumbnails.thumbnail_name); nothing
-# else in the storage is looked at by the orphan sweep.
-PICTURE_FOLDERS = ("images", "thumbs")
+# The folders of the files images name (image_upload_path, working_copy_path,
+# thumbnails.thumbnail_name); nothing else in the storage is looked at by the orphan sweep.
+PICTURE_FOLDERS = ("images", "working", "thumbs")
 
 
 def unused_files(images: Iterable[LesionImage], using: str = "default") -> list[str]:
     """The stored files and thumbnails of these (deleted) images that no remaining image uses."""
     images = list(images)
     names = {image.file.name for image in images if image.file.name}
+    working = {image.working_file.name for image in images if image.working_file.name}
     digests = {image.sha256 for image in images}
     remaining = LesionImage.objects.using(using)
     still_used = set(remaining.filter(file__in=names).values_list("file", flat=True))
+    still_used |= set(remaining.filter(working_file__in=working).values_list("working_file", flat=True))
     shared_digests = set(remaining.filter(sha256__in=digests).values_list("sha256", flat=True))
-    return sorted(names - still_used) + sorted(thumbnail_name(digest) for digest in digests - shared_digests)
+    unused = (names | working) - still_used
+    return sorted(unused) + sorted(thumbnail_name(digest) for digest in digests - shared_digests)
 
 
 def delete_unused_files(images: Iterable[LesionImage], using: str = "default") -> list[str]:
@@ -71,6 +75,7 @@ def orphan_files(older_than: datetime) -> list[str]:
     committed, so it is left alone.
     """
     names = set(LesionImage.objects.values_list("file", flat=True))
+    names |= set(LesionImage.objects.exclude(working_file="").values_list("working_file", flat=True))
     thumbnails = {thumbnail_name(digest) for digest in LesionImage.objects.values_list("sha256", flat=True)}
     return [
         name

@@ -110,10 +110,37 @@ def test_deleting_a_user_removes_the_files_of_the_images_that_go_with_them(
     owner, owner_api, django_capture_on_commit_callbacks
 ):
     image = uploaded(owner_api)
-    owner.auth_token.delete()
 
     with django_capture_on_commit_callbacks(execute=True):
         owner.delete()  # their images go with them (CASCADE)
 
     assert not LesionImage.objects.exists()
     assert stored(files_of(image)) == [False, False]
+
+
+def test_a_large_pictures_working_copy_goes_with_it_and_stays_while_another_clinic_holds_it(
+    owner_api, outsider_api, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from bench.picture_storage import camera_jpeg
+
+    data = camera_jpeg((1600, 1200))
+
+    def send(client) -> LesionImage:
+        picture = SimpleUploadedFile("IMG_1.jpg", data, content_type="image/jpeg")
+        response = client.post("/api/v1/images/", {"file": picture}, format="multipart")
+        return LesionImage.objects.get(pk=response.json()["images"][0]["id"])
+
+    mine, theirs = send(owner_api), send(outsider_api)
+    names = [*files_of(mine), mine.working_file.name]
+    assert mine.working_file.name and stored(names) == [True, True, True]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        mine.delete()
+    assert stored(names) == [True, True, True]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        theirs.delete()
+    assert stored(names) == [False, False, False]
+    assert media_files() == []
