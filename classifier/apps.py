@@ -9,7 +9,10 @@ class ClassifierConfig(AppConfig):
     verbose_name = "Lesion classifier"
 
     def ready(self) -> None:
-        from classifier import checks  # noqa: F401  (registers the system checks)
+        from classifier import (
+            checks,  # noqa: F401  (registers the system checks)
+            webhook_events,  # noqa: F401  (listens for finished predictions)
+        )
         from classifier.registry import register_after_migrate
 
         # Versions found under MODEL_ROOT are registered on every migrate, so a
