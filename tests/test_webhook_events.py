@@ -90,10 +90,13 @@ def test_a_rolled_back_result_is_never_announced(owner, broker, django_capture_o
     endpoint_of(owner)
     prediction = running(owner)
 
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+    def finish_then_fail():
         with transaction.atomic():
             Prediction.finish_many("task-1", [(prediction, {"status": Prediction.Status.DONE})])
             raise RuntimeError("the chunk's commit failed")
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        finish_then_fail()
 
     assert not WebhookDelivery.objects.exists() and broker.sent == []
 

@@ -71,7 +71,7 @@ def test_debug_allows_plain_http_anywhere():
 
 
 @pytest.mark.parametrize(
-    "url, message",
+    ("url", "message"),
     [("ftp://hooks.example.com/", "https://"), ("https://user:pw@hooks.example.com/", "user name or password"),
      ("https:///nohost", "no host"), ("https://hooks.example.com:99999/", "port"),
      ("https://" + "a" * 500 + ".com/", "longer than")],
