@@ -53,6 +53,9 @@ def attempt_delivery(delivery_id: int) -> float | None:
     if not endpoint.is_active:
         _give_up(delivery, "Not sent: the endpoint is disabled.")
         return None
+    if not endpoint.receives(delivery.event_type, delivery.clinic_id):
+        _give_up(delivery, "Not sent: the endpoint no longer subscribes to this event, or to its clinic.")
+        return None
     if not Membership.objects.filter(user_id=endpoint.user_id, clinic_id=delivery.clinic_id).exists():
         _give_up(delivery, "Not sent: the endpoint's user no longer belongs to the event's clinic.")
         return None

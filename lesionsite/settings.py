@@ -356,6 +356,8 @@ SPECTACULAR_SETTINGS = {
         "LesionStatusEnum": "classifier.patients.Lesion.Status",
         "MapViewEnum": "classifier.patients.Lesion.View",
         "AuditActionEnum": "classifier.audit.Action",
+        "WebhookEventEnum": "classifier.webhooks.Event",
+        "WebhookDeliveryStateEnum": "classifier.webhooks.WebhookDelivery.State",
     },
 }
 

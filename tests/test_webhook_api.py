@@ -131,3 +131,10 @@ def test_a_user_has_at_most_ten_endpoints(owner_api):
         assert create(owner_api).status_code == 201
     refused = create(owner_api)
     assert refused.status_code == 400 and "10 webhook endpoints already" in refused.json()["url"][0]
+
+
+def test_the_admin_never_shows_the_secret(admin_client, endpoint):
+    for path in ("/admin/classifier/webhookendpoint/", f"/admin/classifier/webhookendpoint/{endpoint.pk}/change/"):
+        page = admin_client.get(path)
+        assert page.status_code == 200 and endpoint.url in page.content.decode()
+        assert endpoint.secret not in page.content.decode()

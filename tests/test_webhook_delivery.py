@@ -132,6 +132,19 @@ def test_nothing_is_sent_once_the_user_has_left_the_events_clinic(owner, clinic,
     assert delivery.state == "failed" and "no longer belongs to the event's clinic" in delivery.last_error
 
 
+def test_an_event_the_endpoint_no_longer_subscribes_to_is_not_sent(owner, clinic):
+    with running_receiver([200]) as receiver:
+        endpoint = endpoint_for(owner, receiver.url)
+        delivery = pending(endpoint, clinic)
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(events=["batch.finished"])
+
+        attempt_delivery(delivery.pk)
+
+    assert receiver.received == []
+    delivery.refresh_from_db()
+    assert delivery.state == "failed" and "no longer subscribes" in delivery.last_error
+
+
 def test_the_target_is_checked_again_before_each_delivery(owner, clinic, settings):
     with running_receiver([200]) as receiver:
         delivery = pending(endpoint_for(owner, receiver.url), clinic)

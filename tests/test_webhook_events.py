@@ -185,3 +185,13 @@ def test_a_batch_is_marked_finished_even_when_nobody_listens(owner, broker, djan
 
     assert UploadBatch.objects.get(pk=batch.pk).finished_at is not None
     assert not WebhookDelivery.objects.exists() and broker.sent == []
+
+
+def test_without_endpoints_or_batches_a_finished_chunk_costs_two_small_queries(
+    owner, broker, django_assert_num_queries
+):
+    prediction = running(owner)
+    finish("task-1", prediction)
+
+    with django_assert_num_queries(2):
+        assert announce_finished(Prediction, prediction_ids=[prediction.pk]) == []

@@ -9,6 +9,7 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from classifier.clinics import Clinic
@@ -98,6 +99,7 @@ class WebhookEndpointViewSet(
     prediction of a multi-file upload, finishes. The secret is shown once, when the endpoint is created."""
 
     serializer_class = WebhookEndpointSerializer
+    parser_classes = [JSONParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
