@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +22,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, statuses: list[int]):
+    def __init__(self, statuses: list[int], tls: ssl.SSLContext | None = None):
         self.statuses = list(statuses)  # one per request; the last repeats
         self.received: list[Received] = []
         self.lock = threading.Lock()
@@ -43,7 +44,12 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/lesionsite"
+        port = self.server.server_address[1]
+        if tls is None:
+            self.url = f"http://127.0.0.1:{port}/hooks/lesionsite"
+        else:  # by name, as a certificate names its host
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{port}/hooks/lesionsite"
 
     def events(self, event_type: str | None = None) -> list[Received]:
         with self.lock:
@@ -51,8 +57,8 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def running_receiver(statuses: list[int] | None = None):
-    receiver = Receiver(statuses or [200])
+def running_receiver(statuses: list[int] | None = None, tls: ssl.SSLContext | None = None):
+    receiver = Receiver(statuses or [200], tls)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
     thread.start()
     try:
