@@ -40,16 +40,17 @@ def announce_finished(sender, prediction_ids: list[int], **kwargs) -> list[Webho
     Runs in the worker after every stored chunk, so without endpoints or batches it costs two
     small queries and takes no write lock.
     """
+    entries = list(BatchEntry.objects.filter(prediction_id__in=prediction_ids).values_list("prediction_id", "batch_id"))
+    # A prediction is in a later batch too when that batch sent the same picture again while it ran;
+    # its event names the batch it was made for, the first.
     batches: dict[int, int] = {}
-    for prediction_id, batch_id in BatchEntry.objects.filter(prediction_id__in=prediction_ids).values_list(
-        "prediction_id", "batch_id"
-    ):
-        batches[prediction_id] = min(batch_id, batches.get(prediction_id, batch_id))
+    for prediction_id, batch_id in sorted(entries, reverse=True):
+        batches[prediction_id] = batch_id
     listening = WebhookEndpoint.objects.filter(is_active=True).exists()
-    if not batches and not listening:
+    if not entries and not listening:
         return []
     with transaction.atomic():  # a batch is marked finished only with its event's deliveries
-        finished = finish_batches(set(batches.values()))
+        finished = finish_batches({batch_id for _, batch_id in entries})
         if not listening:
             return []
         rows = Prediction.objects.filter(pk__in=prediction_ids, status__in=FINISHED).values(

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from classifier import queueing
 from classifier.lib.webhook_signature import new_secret
-from classifier.models import Prediction, UploadBatch, WebhookDelivery, WebhookEndpoint
+from classifier.models import BatchEntry, Prediction, UploadBatch, WebhookDelivery, WebhookEndpoint
 from classifier.queueing import DELIVER_WEBHOOK_TASK
 from classifier.webhook_events import announce_finished
 from tests.factories import make_batch, make_image, make_prediction
@@ -195,3 +195,19 @@ def test_without_endpoints_or_batches_a_finished_chunk_costs_two_small_queries(
 
     with django_assert_num_queries(2):
         assert announce_finished(Prediction, prediction_ids=[prediction.pk]) == []
+
+
+def test_a_later_batch_that_sent_the_same_picture_is_announced_too(owner, broker, django_capture_on_commit_callbacks):
+    endpoint = endpoint_of(owner)
+    first_batch, later_batch = make_batch(owner), make_batch(owner)
+    prediction = running(owner, image=make_image(owner, batch=first_batch))
+    BatchEntry.objects.create(batch=later_batch, image=prediction.image, prediction=prediction, position=0,
+                              already_uploaded=True)  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        finish("task-1", prediction)
+
+    told = endpoint.deliveries.filter(event_type="batch.finished")
+    assert sorted(d.payload["data"]["id"] for d in told) == [first_batch.pk, later_batch.pk]
+    about = endpoint.deliveries.get(event_type="prediction.finished").payload["data"]
+    assert about["batch_id"] == first_batch.pk
