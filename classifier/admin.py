@@ -37,6 +37,8 @@ from classifier.models import (
     TrainingJob,
     UnlabelledImage,
     UploadBatch,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from classifier.permissions import START_JOBS
 from classifier.tokens import ApiToken
@@ -831,3 +833,29 @@ class ApiTokenAdmin(AdminTables):
 
 
 admin.site.site_header = "lesionsite administration"
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fields = ["event_type", "event_id", "attempts", "last_status_code", "last_error", "delivered_at",
+              "next_attempt_at", "created_at"]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    ordering = ["-created_at"]
+    show_change_link = False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(AdminTables):
+    """Users' webhook endpoints. The secret is never shown, here or anywhere after the endpoint's creation."""
+
+    list_display = ["url", "user", "clinic", "events", "is_active", "consecutive_failures", "created_at"]
+    list_filter = ["is_active"]
+    fields = ["user", "clinic", "url", "events", "is_active", "disabled_reason", "consecutive_failures",
+              "created_at"]  # fmt: skip
+    readonly_fields = ["user", "url", "consecutive_failures", "created_at"]
+    inlines = [WebhookDeliveryInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # users register their own, through the API, and are shown the secret there

@@ -10,7 +10,11 @@ class ClassifierConfig(AppConfig):
     verbose_name = "Lesion classifier"
 
     def ready(self) -> None:
-        from classifier import checks, stored_files  # noqa: F401  (checks: registers the system checks)
+        from classifier import (
+            checks,  # noqa: F401  (registers the system checks)
+            stored_files,
+            webhook_events,  # noqa: F401  (listens for finished predictions)
+        )
         from classifier.private_files import make_sqlite_file_private
         from classifier.registry import register_after_migrate
 

@@ -30,6 +30,7 @@ from classifier.vocabulary import (  # noqa: F401  (re-exported: the domain's vo
     SITE_CHOICES,
     validate_label,
 )
+from classifier.webhooks import WebhookDelivery, WebhookEndpoint, predictions_finished  # noqa: F401  (models of this app)
 from training.card import MODEL_FILENAME
 from training.classes import FULL_NAMES
 
@@ -371,6 +372,9 @@ class UploadBatch(models.Model):
     )
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="batches")
     created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its last prediction finished; set once (the batch.finished event)."
+    )
 
     objects = UploadBatchQuerySet.as_manager()
 
@@ -793,6 +797,7 @@ class Prediction(models.Model):
         if updated:
             for name, value in fields.items():
                 setattr(self, name, value)
+            _announce_finished([self.pk])
         return bool(updated)
 
     @classmethod
@@ -844,7 +849,18 @@ class Prediction(models.Model):
         for prediction in stored:
             for name, value in {**by_pk[prediction.pk], "finished_at": finished_at}.items():
                 setattr(prediction, name, value)
+        _announce_finished([prediction.pk for prediction in stored])
         return stored
+
+
+def _announce_finished(prediction_ids: list[int]) -> None:
+    """The one place that tells of finished predictions (classifier.webhook_events listens), once
+    committed: a rolled-back result is never announced. robust: a listener's error is logged and
+    never fails the inference that finished them."""
+    if prediction_ids:
+        transaction.on_commit(
+            lambda: predictions_finished.send(sender=Prediction, prediction_ids=prediction_ids), robust=True
+        )
 
 
 @receiver(post_delete, sender=Prediction)

@@ -3,7 +3,8 @@
 Celery routes each name to its queue (settings.CELERY_TASK_ROUTES). A send that fails
 (the broker is down) is logged and leaves its predictions 'queued' for the periodic
 sweep (classifier.sweeper) to send again; a training job that could not be sent is
-failed at once instead, so that the admin who started it can start it again.
+failed at once instead, so that the admin who started it can start it again; a webhook
+delivery stays due for the webhooks sweep (classifier.webhook_delivery) to send.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 PREDICT_TASK = "worker.tasks.predict"
 RETRAIN_TASK = "worker.tasks.retrain"
+DELIVER_WEBHOOK_TASK = "worker.tasks.deliver_webhook"
 
 
 def model_batches(prediction_ids: list[int], size: int) -> list[list[int]]:
@@ -44,6 +46,12 @@ def enqueue_predictions(prediction_ids: list[int]) -> None:
 def enqueue_training_job(job_id: int) -> bool:
     """Send a training job to the training queue; False if the broker could not take it."""
     return _send(RETRAIN_TASK, [job_id], f"training job {job_id}", {"job_id": job_id})
+
+
+def enqueue_webhook_deliveries(delivery_ids: list[int]) -> None:
+    """Send each delivery to the webhooks queue; one the broker cannot take is sent by the periodic sweep."""
+    for delivery_id in delivery_ids:
+        _send(DELIVER_WEBHOOK_TASK, [delivery_id], f"webhook delivery {delivery_id}", {"delivery_id": delivery_id})
 
 
 def _send(task: str, args: list, what: str, log_fields: dict) -> bool:

@@ -65,6 +65,22 @@ def envlist(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def envfloats(name: str, default: list[float], minimum: float = 0.0) -> list[float]:
+    """Comma-separated numbers ("10, 60, 300"), at least one, each at least ``minimum``."""
+    values = []
+    for item in envlist(name, [str(value) for value in default]):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a number") from None
+        if value < minimum:
+            raise ImproperlyConfigured(f"{name}: {item} must be at least {minimum:g}")
+        values.append(value)
+    if not values:
+        raise ImproperlyConfigured(f"{name} must list at least one number")
+    return values
+
+
 RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*$", re.IGNORECASE)
 NO_LIMIT_WORDS = {"", "0", "off", "none"}
 

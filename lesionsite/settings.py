@@ -15,7 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envfloat, envint, envlist, envnetworks, envrate, envstr
+from lesionsite.env import envbool, envfloat, envfloats, envint, envlist, envnetworks, envrate, envstr
 from training.card import INFERENCE_BACKENDS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -153,6 +153,9 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.predict": {"queue": "inference"},
     "worker.tasks.retrain": {"queue": "training"},
     "worker.tasks.sweep": {"queue": "inference"},
+    # Webhooks have their own queue and worker: a slow receiver never holds up an inference.
+    "worker.tasks.deliver_webhook": {"queue": "webhooks"},
+    "worker.tasks.send_due_webhooks": {"queue": "webhooks"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 # A task is acknowledged only after it ran, and redelivered if its process dies:
@@ -180,6 +183,11 @@ SWEEP_INTERVAL = envint("SWEEP_INTERVAL", 60, minimum=1)
 SWEEP_QUEUED_AFTER = envint("SWEEP_QUEUED_AFTER", 120, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-work": {"task": "worker.tasks.sweep", "schedule": SWEEP_INTERVAL, "options": {"queue": "inference"}},
+    "send-due-webhooks": {
+        "task": "worker.tasks.send_due_webhooks",
+        "schedule": envint("WEBHOOK_SWEEP_INTERVAL", 30, minimum=1),
+        "options": {"queue": "webhooks"},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -210,6 +218,19 @@ WORKER_MAX_MEMORY_PER_CHILD_MB = envint(
     "WORKER_MAX_MEMORY_PER_CHILD_MB", 1536 if INFERENCE_BACKEND == "keras" else 512, minimum=0
 )
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None  # Celery counts KiB
+
+# --- Webhooks (classifier.webhook_delivery): signed events POSTed to URLs users register.
+# Targets must be https and resolve only to public addresses (server-side request forgery),
+# unless DEBUG. This allows addresses in the site's own networks (and plain http to them):
+# tests, and on-premises installs whose receivers are inside.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = envbool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_TIMEOUT = envfloat("WEBHOOK_TIMEOUT", 5.0, minimum=0.1)  # seconds to connect, and for the answer
+# Seconds before the 2nd, 3rd, ... attempt (the last repeats): a receiver down for a deploy, or
+# for an afternoon, still gets its events. Attempts in all, then the delivery is given up.
+WEBHOOK_RETRY_DELAYS = envfloats("WEBHOOK_RETRY_DELAYS", [10, 60, 300, 1800, 7200])
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+# An endpoint whose deliveries were given up this many times in a row is disabled, with the reason.
+WEBHOOK_DISABLE_AFTER = envint("WEBHOOK_DISABLE_AFTER", 5, minimum=1)
 
 # --- Retraining and the quality gate.
 # A new version is activated automatically only if its balanced accuracy on the
@@ -361,6 +382,8 @@ SPECTACULAR_SETTINGS = {
         "LesionStatusEnum": "classifier.patients.Lesion.Status",
         "MapViewEnum": "classifier.patients.Lesion.View",
         "AuditActionEnum": "classifier.audit.Action",
+        "WebhookEventEnum": "classifier.webhooks.Event",
+        "WebhookDeliveryStateEnum": "classifier.webhooks.WebhookDelivery.State",
     },
 }
 

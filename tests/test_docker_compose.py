@@ -25,6 +25,17 @@ def test_training_runs_on_its_own_queue_one_job_at_a_time(compose):
     assert "training" not in compose["services"]["worker"]["command"]
 
 
+def test_webhooks_are_delivered_by_their_own_worker_not_by_the_inference_one(compose):
+    services = compose["services"]
+    consumers = [name for name, service in services.items() if "-Q webhooks" in str(service.get("command", ""))]
+    assert consumers == ["webhooks"]
+    assert "webhooks" not in services["worker"]["command"]
+    # It reads the same database and broker as the web process that registers the endpoints.
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "SITE_URL"):
+        assert services["webhooks"]["environment"][key] == services["web"]["environment"][key], key
+    assert services["webhooks"]["environment"]["SITE_URL"].endswith("https://localhost:8443}")
+
+
 def test_every_service_has_a_healthcheck(compose):
     for name, service in compose["services"].items():
         assert "test" in service.get("healthcheck", {}), name

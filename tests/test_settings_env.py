@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envint, envlist, envrate
+from lesionsite.env import envbool, envfloats, envint, envlist, envrate
 from tests.conftest import REPO_ROOT
 
 
@@ -102,3 +102,30 @@ def test_the_held_out_minimum_per_class_is_read_from_the_environment_and_must_be
     assert json.loads(settings_in_a_fresh_process({**var, name: "25"}, name).stdout)[name] == "25"
     refused = settings_in_a_fresh_process({**var, name: "0"}, name)
     assert refused.returncode != 0 and f"{name}=0 must be at least 1" in refused.stderr
+
+
+def test_envfloats_reads_a_list_of_numbers_and_names_a_bad_one(monkeypatch):
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "0.5, 10,60")
+    assert envfloats("WEBHOOK_RETRY_DELAYS", [1.0]) == [0.5, 10.0, 60.0]
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "10,1m")
+    with pytest.raises(ImproperlyConfigured, match="WEBHOOK_RETRY_DELAYS: '1m' is not a number"):
+        envfloats("WEBHOOK_RETRY_DELAYS", [1.0])
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "10,-1")
+    with pytest.raises(ImproperlyConfigured, match="must be at least 0"):
+        envfloats("WEBHOOK_RETRY_DELAYS", [1.0])
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", " , ")
+    with pytest.raises(ImproperlyConfigured, match="at least one number"):
+        envfloats("WEBHOOK_RETRY_DELAYS", [1.0])
+
+
+def test_webhooks_go_to_public_addresses_only_unless_the_site_allows_private_ones(tmp_path):
+    var = {"LESIONSITE_VAR_DIR": str(tmp_path)}
+    names = ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "WEBHOOK_RETRY_DELAYS")
+    default = json.loads(settings_in_a_fresh_process(var, *names).stdout)
+    allowed = json.loads(settings_in_a_fresh_process({**var, "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1"}, *names).stdout)
+
+    assert default == {
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "False",
+        "WEBHOOK_RETRY_DELAYS": "[10.0, 60.0, 300.0, 1800.0, 7200.0]",
+    }
+    assert allowed["WEBHOOK_ALLOW_PRIVATE_TARGETS"] == "True"

@@ -5,6 +5,7 @@ any record in it; nothing changes. The same user given a permission gets the pla
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -46,9 +47,16 @@ def records(django_user_model):
     from classifier.tokens import ApiToken
 
     token, _ = ApiToken.objects.issue(owner, "hidden-device")
+    from classifier.webhooks import WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(user=owner, url="https://hidden.example/hook", secret="hidden-secret",
+                                              events=["prediction.finished"])  # fmt: skip
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, clinic=clinic, event_type="prediction.finished",
+                                              event_id=uuid.uuid4(), payload={"hidden": "MRN-HIDDEN-4711"})  # fmt: skip
     return {
         "clinic": clinic, "owner": owner, "patient": patient, "lesion": lesion, "batch": batch, "image": image,
         "version": version, "prediction": prediction, "job": job, "event": event, "token": token,
+        "webhook": endpoint, "delivery": delivery,
     }  # fmt: skip
 
 
@@ -72,7 +80,8 @@ ID_OF = {
     "images": "image", "lesionimage": "image", "unlabelledimage": "image", "predictions": "prediction",
     "prediction": "prediction", "batches": "batch", "uploadbatch": "batch", "patients": "patient",
     "lesions": "lesion", "training-jobs": "job", "trainingjob": "job", "model-versions": "version",
-    "modelversion": "version", "clinic": "clinic", "auditevent": "event", "user": "owner", "apitoken": "token", "tokens": "token",
+    "modelversion": "version", "clinic": "clinic", "auditevent": "event", "user": "owner", "apitoken": "token",
+    "tokens": "token", "webhooks": "webhook", "webhookendpoint": "webhook", "webhookdelivery": "delivery",
 }  # fmt: skip
 # Ids whose rows these tests do not make: any value, the view must still refuse.
 ANY_ID = {"group", "accessattempt", "accesslog", "accessfailurelog", "reset"}

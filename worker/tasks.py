@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from classifier.sweeper import sweep_stale_work
+from classifier.webhook_delivery import attempt_delivery, due_deliveries
 from worker.inference import fail_predictions, run_predictions
 from worker.retraining import run_training_job
 
@@ -62,3 +63,24 @@ def retrain(self, job_id: int) -> None:
 def sweep() -> None:
     """Periodic (Celery beat): re-send stuck predictions, fail training jobs whose worker died."""
     sweep_stale_work()
+
+
+# A retry sooner than this is sent with a countdown; a later one is left to send_due_webhooks.
+# Redis hands a task held for its countdown to another worker once the broker's visibility
+# timeout (300 s) passes, so a two-hour countdown would be sent several times.
+COUNTDOWN_AT_MOST = 60
+
+
+@shared_task(bind=True, name="worker.tasks.deliver_webhook", ignore_result=True)
+def deliver_webhook(self, delivery_id: int) -> None:
+    """One attempt at a webhook delivery (on the `webhooks` queue); schedules the next if it failed."""
+    delay = attempt_delivery(delivery_id)
+    if delay is not None and delay <= COUNTDOWN_AT_MOST:
+        deliver_webhook.apply_async(args=[delivery_id], countdown=delay)
+
+
+@shared_task(name="worker.tasks.send_due_webhooks", ignore_result=True)
+def send_due_webhooks() -> None:
+    """Periodic (Celery beat): send the deliveries whose next attempt is due (long retries, lost tasks)."""
+    for delivery_id in due_deliveries():
+        deliver_webhook.delay(delivery_id)

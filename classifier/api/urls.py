@@ -16,6 +16,7 @@ from classifier.api.views import (
     PredictionViewSet,
     TrainingJobViewSet,
 )
+from classifier.api.webhooks import WebhookEndpointViewSet
 
 app_name = "api"
 
@@ -28,6 +29,7 @@ router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("patients", PatientViewSet, basename="patient")
 router.register("lesions", LesionViewSet, basename="lesion")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),

@@ -23,7 +23,7 @@ READY_WAIT_SECONDS = 60.0
 class Command(BaseCommand):
     help = (
         "Run the whole site locally: a Redis (only if none listens on the broker's port), "
-        "a Celery inference worker, a training worker, Celery beat and the web server. "
+        "a Celery inference worker (which also delivers webhooks), a training worker, Celery beat and the web server. "
         "Ctrl-C stops everything it started."
     )
 
@@ -46,10 +46,12 @@ class Command(BaseCommand):
 
             celery = [sys.executable, "-m", "celery", "-A", "lesionsite"]
             processes = [
-                [*celery, "worker", "-Q", "inference", "-c", str(workers), "-n", "inference@%h", "-l", "INFO"],
+                # Locally the inference worker delivers webhooks too: one process fewer on a laptop
+                # (docker-compose gives them a worker of their own).
+                [*celery, "worker", "-Q", "inference,webhooks", "-c", str(workers), "-n", "inference@%h", "-l", "INFO"],
                 # Retraining has its own worker (one process), so it never slows inference down.
                 [*celery, "worker", "-Q", "training", "-c", "1", "-n", "training@%h", "-l", "INFO"],
-                # Beat sends the periodic sweep that re-sends stuck predictions.
+                # Beat sends the periodic sweeps: stuck predictions, and webhook deliveries that are due.
                 [*celery, "beat", "-l", "WARNING"],
                 [sys.executable, "manage.py", "runserver", addrport, "--noreload"],
             ]
