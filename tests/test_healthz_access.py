@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from classifier import health
 from lesionsite.env import envnetworks
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def test_a_cache_of_zero_seconds_checks_every_time(client, reports, settings):
 
 
 def test_staff_see_every_part_checked_afresh(client, reports, django_user_model):
-    client.force_login(django_user_model.objects.create_user("ops", password="x", is_staff=True))
+    verified_login(client, django_user_model.objects.create_user("ops", password="x", is_staff=True))
     client.get("/healthz")
     response = client.get("/healthz")
     assert response.json() == HEALTHY

@@ -10,10 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier.lockout import lockout_response
+from classifier.two_factor import token_refusal
 
 
 class TokenView(ObtainAuthToken):
-    """POST username and password for your API token. After too many failures, 429 with how long sign-in is locked."""
+    """POST username and password for your API token, and otp (a current code) if your account uses two-factor
+    sign-in. After too many failures, 429 with how long sign-in is locked."""
 
     def post(self, request, *args, **kwargs):
         # AuthTokenSerializer passes this DRF request to authenticate(), so django-axes counts the
@@ -26,6 +28,9 @@ class TokenView(ObtainAuthToken):
         if not valid:
             return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
         user = serializer.validated_data["user"]
+        refusal = token_refusal(request, user)
+        if refusal is not None:
+            return refusal
         # What login() would send: axes forgets the account's failures, Django records last_login.
         user_logged_in.send(sender=user.__class__, request=request, user=user)
         token, _ = Token.objects.get_or_create(user=user)
