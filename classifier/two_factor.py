@@ -168,8 +168,9 @@ def check_code(request, user, code: str) -> CodeCheck:
     return _failed(
         request,
         credentials,
-        "That recovery code is wrong or was used already." if recovery else "That code is wrong or has expired: "
-        "enter the one your app shows now.",
+        "That recovery code is wrong or was used already."
+        if recovery
+        else "That code is wrong or has expired: enter the one your app shows now.",
     )
 
 
@@ -207,10 +208,16 @@ def token_refusal(request, user) -> Response | None:
             )
         return None
     code = request.data.get(OTP_FIELD)
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = f"{code:0{TOTP_CODE_LENGTH}d}"  # a JSON number: its leading zeros were lost
     if not isinstance(code, str) or not code.strip():
         return Response(
-            {OTP_FIELD: ["This account uses two-factor sign-in: send the code from your authenticator app "
-                         "(or a recovery code) as otp."]},  # fmt: skip
+            {
+                OTP_FIELD: [
+                    "This account uses two-factor sign-in: send the code from your authenticator app "
+                    "(or a recovery code) as otp."
+                ]
+            },  # fmt: skip
             status=status.HTTP_400_BAD_REQUEST,
         )
     checked = check_code(request, user, code)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from classifier import two_factor
 from classifier.access import current_clinic
@@ -53,18 +54,20 @@ def code_step(request):
                 logout(request)
                 return lockout_response(request)
             if checked.device is not None:
-                django_otp.login(request, checked.device)
-                request.session.cycle_key()  # a new session id for the now fully signed-in session
-                if checked.device.name == two_factor.RECOVERY:
-                    audit(request, Action.USED_RECOVERY_CODE, clinic=current_clinic(request))
-                    left = two_factor.recovery_codes_left(request.user)
-                    messages.warning(
-                        request, f"You signed in with a recovery code; {left} left. Make new ones on the two-factor page."
-                    )
+                _finish_sign_in(request, checked.device)
                 return redirect(next_url)
             form.add_error("code", checked.error)
         status = 400
     return render(request, "registration/two_factor_code.html", {"form": form, "next": next_url}, status=status)
+
+
+def _finish_sign_in(request, device) -> None:
+    django_otp.login(request, device)
+    request.session.cycle_key()  # a new session id for the now fully signed-in session
+    if isinstance(device, StaticDevice):
+        audit(request, Action.USED_RECOVERY_CODE, clinic=current_clinic(request))
+        left = two_factor.recovery_codes_left(request.user)
+        messages.warning(request, f"You signed in with a recovery code ({left} left): make new ones under Two-factor.")
 
 
 @login_required

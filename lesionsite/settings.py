@@ -296,7 +296,10 @@ AXES_HTTP_RESPONSE_CODE = 429
 INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
 _AFTER_AUTH = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
 # OTPMiddleware tells whether the session gave a code; the gate keeps an unfinished sign-in on the code step.
-MIDDLEWARE[_AFTER_AUTH:_AFTER_AUTH] = ["django_otp.middleware.OTPMiddleware", "classifier.two_factor_gate.TwoFactorMiddleware"]
+MIDDLEWARE[_AFTER_AUTH:_AFTER_AUTH] = [
+    "django_otp.middleware.OTPMiddleware",
+    "classifier.two_factor_gate.TwoFactorMiddleware",
+]
 TWO_FACTOR_REQUIRED_FOR_CLINICIANS = envbool("TWO_FACTOR_REQUIRED_FOR_CLINICIANS", False)
 OTP_TOTP_ISSUER = envstr("TWO_FACTOR_ISSUER", "lesionsite")  # the account's name in the authenticator app
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin may delete a lost phone's device, never read its secret or codes
