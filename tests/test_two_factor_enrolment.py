@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from base64 import b32decode
+from base64 import b32decode, b32encode
 
 import pytest
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from classifier import two_factor
 from classifier.audit import AuditEvent
 from tests.signing_in import code_for, verified_login
 
@@ -36,6 +37,10 @@ def test_it_shows_a_qr_code_and_the_secret_and_keeps_them_on_reload(owner_web, o
     device = TOTPDevice.objects.get(user=owner)
     assert not device.confirmed
     assert shown_secret(page) == device.bin_key
+    # The QR code is the otpauth:// link with that secret, under the site's name.
+    assert two_factor.qr_svg(device) in page
+    assert device.config_url.startswith("otpauth://totp/lesionsite%3Aalice?secret=")
+    assert f"secret={b32encode(device.bin_key).decode()}" in device.config_url
     assert shown_secret(owner_web.get(PAGE).content.decode()) == device.bin_key  # the same secret: a reload keeps it
 
 

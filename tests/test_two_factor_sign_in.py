@@ -196,3 +196,20 @@ def test_the_admin_shows_no_secret_of_a_device(admin_client, owner):
 
     assert page.count(device.key) == 0 and "Identity" in page
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_whether_clinicians_must_enrol_comes_from_the_environment(tmp_path):
+    import json
+
+    from tests.test_settings_env import settings_in_a_fresh_process
+
+    var = {"LESIONSITE_VAR_DIR": str(tmp_path)}
+    default = json.loads(settings_in_a_fresh_process(var, "TWO_FACTOR_REQUIRED_FOR_CLINICIANS").stdout)
+    told = settings_in_a_fresh_process(
+        {**var, "TWO_FACTOR_REQUIRED_FOR_CLINICIANS": "1"}, "TWO_FACTOR_REQUIRED_FOR_CLINICIANS"
+    )
+    wrong = settings_in_a_fresh_process({**var, "TWO_FACTOR_REQUIRED_FOR_CLINICIANS": "maybe"}, "OTP_TOTP_ISSUER")
+
+    assert default == {"TWO_FACTOR_REQUIRED_FOR_CLINICIANS": "False"}
+    assert json.loads(told.stdout) == {"TWO_FACTOR_REQUIRED_FOR_CLINICIANS": "True"}
+    assert wrong.returncode != 0 and "TWO_FACTOR_REQUIRED_FOR_CLINICIANS='maybe' is not a boolean" in wrong.stderr
