@@ -13,6 +13,7 @@ from django.contrib.admin import AdminSite
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
+from drf_spectacular.authentication import SessionScheme
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
 
@@ -59,6 +60,12 @@ class VerifiedSessionAuthentication(SessionAuthentication):
             if refusal:
                 raise PermissionDenied(refusal)
         return result
+
+
+class VerifiedSessionScheme(SessionScheme):
+    """The API schema names it as the session cookie it is (drf-spectacular matches classes exactly)."""
+
+    target_class = "classifier.two_factor_gate.VerifiedSessionAuthentication"
 
 
 class VerifiedAdminSite(AdminSite):
