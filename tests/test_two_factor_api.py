@@ -89,3 +89,16 @@ def test_a_session_that_gave_its_code_uses_the_api(client, manager):
     verified_login(client, manager)
 
     assert client.get("/api/v1/patients/").status_code == 200
+
+
+def test_wrong_codes_lock_the_token_api_as_wrong_passwords_do(owner, anonymous_api):
+    device = enrolled_phone(owner)
+    wrong = f"{(int(code_for(device)) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        assert anonymous_api.post(TOKEN, {**ALICE, "otp": wrong}).status_code == 400
+        device.throttle_reset()  # the device's own one-second wait is not what this test is about
+
+    locked = anonymous_api.post(TOKEN, {**ALICE, "otp": wrong})
+
+    assert locked.status_code == 429 and "Sign-in is locked for this account" in locked.json()["detail"]
+    assert anonymous_api.post(TOKEN, {**ALICE, "otp": code_for(device)}).status_code == 429
