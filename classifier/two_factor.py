@@ -69,7 +69,7 @@ def session_refusal(request) -> str | None:
     if is_enrolled(user):
         return "This session has not given its two-factor code yet: finish signing in first."
     if is_required(user):
-        return "Your account must use two-factor sign-in: set it up on the two-factor page first."
+        return "Your account must use two-factor sign-in: set it up at /account/two-factor/ first."
     return None
 
 
