@@ -52,6 +52,10 @@ class Action(models.TextChoices):
     SWITCHED_CLINIC = "switched_clinic", "Switched clinic"
     VIEWED_AUDIT_LOG = "viewed_audit_log", "Viewed the audit log"
     EXPORTED_AUDIT_LOG = "exported_audit_log", "Exported the audit log"
+    ENABLED_TWO_FACTOR = "enabled_two_factor", "Turned on two-factor sign-in"
+    DISABLED_TWO_FACTOR = "disabled_two_factor", "Turned off two-factor sign-in"
+    NEW_RECOVERY_CODES = "new_recovery_codes", "Made new two-factor recovery codes"
+    USED_RECOVERY_CODE = "used_recovery_code", "Signed in with a recovery code"
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -28,7 +28,7 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "classifier.admin_config.TwoFactorAdminConfig",  # django.contrib.admin, for verified staff only (two-factor below)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -324,6 +324,22 @@ AXES_CLIENT_IP_CALLABLE = "classifier.audit.client_address"  # the audit log's a
 AXES_LOCKOUT_CALLABLE = "classifier.lockout.lockout_response"
 AXES_HTTP_RESPONSE_CODE = 429
 
+# Two-factor sign-in (classifier.two_factor, on django-otp): an authenticator app's codes and one-time
+# recovery codes. Staff and clinic managers must use it; clinicians may, and must when this is on.
+# One setting for the site rather than a flag per clinic: a clinician in two clinics would otherwise
+# need it in one and not the other, and the code is asked at sign-in, before a clinic is chosen.
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+_AFTER_AUTH = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+# OTPMiddleware tells whether the session gave a code; the gate keeps an unfinished sign-in on the code step.
+MIDDLEWARE[_AFTER_AUTH:_AFTER_AUTH] = [
+    "django_otp.middleware.OTPMiddleware",
+    "classifier.two_factor_gate.TwoFactorMiddleware",
+]
+TWO_FACTOR_REQUIRED_FOR_CLINICIANS = envbool("TWO_FACTOR_REQUIRED_FOR_CLINICIANS", False)
+OTP_TOTP_ISSUER = envstr("TWO_FACTOR_ISSUER", "lesionsite")  # the account's name in the authenticator app
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin may delete a lost phone's device, never read its secret or codes
+AXES_SENSITIVE_PARAMETERS = ["code", "otp"]  # a wrong code is counted as a failed sign-in; never stored as typed
+
 # A page session ends after SESSION_IDLE_TIMEOUT_MINUTES without a request, and when the browser
 # closes (the cookie has no expiry date). Django's own settings do it: every request saves the
 # session, moving its server-side expiry (what is enforced; a kept cookie is no use after it)
@@ -338,7 +354,7 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "classifier.api.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "classifier.two_factor_gate.VerifiedSessionAuthentication",  # refuses an unfinished two-factor sign-in
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "classifier.api.pagination.Pagination",

@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from classifier import two_factor_pages
 from classifier.health import healthz
 
 urlpatterns = [
@@ -15,6 +16,9 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("favicon.ico"), permanent=True)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Two-factor sign-in: the code step after the password, and setting it up (classifier.two_factor).
+    path("login/code/", two_factor_pages.code_step, name="two-factor-code"),
+    path("account/two-factor/", two_factor_pages.manage, name="two-factor"),
     # Self-service change, and the one-time link an administrator sends (manage.py send_password_reset):
     # there is no public "forgot password" form.
     path(

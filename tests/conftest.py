@@ -155,6 +155,16 @@ def owner_web(client, owner):
     return client
 
 
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's admin_client (a client of its own), signed in as staff are: with a second factor."""
+    from django.test import Client
+
+    from tests.signing_in import verified_login
+
+    return verified_login(Client(), admin_user)
+
+
 def media_files() -> list[Path]:
     return [path for path in Path(settings.MEDIA_ROOT).rglob("*") if path.is_file()]
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from classifier.audit import Action, AuditEvent, audit
 from classifier.models import Membership
 from tests.factories import make_image, make_lesion, make_patient, make_prediction
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 MANAGER_PAGES = ["/clinic/members/", "/clinic/audit/", "/clinic/audit/export.csv"]
@@ -21,7 +22,7 @@ MANAGER_PAGES = ["/clinic/members/", "/clinic/audit/", "/clinic/audit/export.csv
 
 @pytest.fixture
 def manager_web(client, manager):
-    client.force_login(manager)
+    verified_login(client, manager)
     return client
 
 
@@ -49,7 +50,7 @@ def test_a_manager_of_another_clinic_sees_only_their_own(client, django_user_mod
     stranger = django_user_model.objects.create_user("sam", password="sam-password-1")
     other_clinic.add_member(stranger, "manager")
     audit(_request(manager), Action.VIEWED_HISTORY, clinic=clinic)
-    client.force_login(stranger)
+    verified_login(client, stranger)
 
     members = client.get("/clinic/members/").content.decode()
     assert "sam" in members and "mary" not in members

@@ -52,3 +52,4 @@ def test_the_login_box_shows_every_demo_account():
     for account in DEMO_ACCOUNTS:
         assert f"{account.role:<10} username {account.username:<10} password {account.password}" in box
     assert "DEMO-001" in box
+    assert "The manager and the admin set up two-factor sign-in" in box  # they must; the clinician need not

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from classifier import health
 from lesionsite.env import envnetworks
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from classifier.history import CSV_COLUMNS, csv_safe
 from classifier.models import LesionImage, ModelVersion
 from tests.factories import make_image, make_prediction
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +151,7 @@ def test_history_and_its_export_hold_only_the_clinicians_own_images(owner_web, o
 def test_an_admins_history_and_export_are_their_own_too(client, admin_user, owner):
     own = make_image(admin_user, original_filename="admins-own.png")
     make_image(owner, original_filename="clinicians.png")
-    client.force_login(admin_user)
+    verified_login(client, admin_user)
 
     assert shown(client) == [own.pk]
     assert [row["file_name"] for row in exported(client)] == ["admins-own.png"]
@@ -358,7 +359,7 @@ def test_another_clinician_gets_404_and_changes_nothing(client, outsider, owner)
 
 def test_an_admin_cannot_write_a_clinicians_note_either(client, admin_user, owner):
     image = make_image(owner)
-    client.force_login(admin_user)
+    verified_login(client, admin_user)
     assert client.post(note_url(image), {"clinician_note": "admin"}).status_code == 404
     assert LesionImage.objects.get(pk=image.pk).clinician_note == ""
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from classifier.models import AuditEvent, LesionImage, Membership, Prediction, UploadBatch
 from tests.conftest import token_client
 from tests.images import image_bytes
+from tests.signing_in import verified_login
 
 BEFORE = [("classifier", "0009_latest_prediction_link")]
 
@@ -93,8 +94,8 @@ def test_a_migrated_database_serves_each_user_the_same_pages(client):
     assert migrated.taken_at == migrated.created_at
     assert migrated.latest_prediction_id == mole_reading.pk
 
-    # Each user is served their pages as before...
-    client.force_login(alice)
+    # Each user is served their pages as before (as the manager of their clinic, with a second factor)...
+    verified_login(client, alice)
     history = client.get("/history/").content.decode()
     assert all(name in history for name in ("alice-mole.png", "alice-2.png", "alice-3.png"))
     assert "bob-mole.png" not in history and "bob-twin.png" not in history
@@ -107,7 +108,7 @@ def test_a_migrated_database_serves_each_user_the_same_pages(client):
                                                                             "alice-mole.png"]  # fmt: skip
     # ...and nothing of the other's.
     assert client.get(f"/predictions/{bobs_reading.pk}/").status_code == 404
-    client.force_login(bob)
+    verified_login(client, bob)
     assert client.get(f"/predictions/{bobs_reading.pk}/").status_code == 200
     assert client.get(f"/predictions/{mole_reading.pk}/").status_code == 404
     assert client.get(f"/batches/{batch.pk}/").status_code == 404

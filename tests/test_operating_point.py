@@ -7,6 +7,7 @@ import pytest
 from classifier.models import ModelVersion, Prediction
 from classifier.registry import register_model_versions
 from tests.factories import make_prediction
+from tests.signing_in import verified_login
 from training.card import write_card
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_an_operating_point_the_card_lacks_is_refused(version):
 def test_the_versions_page_shows_each_point_with_its_false_alarms_and_the_admin_chooses_one(
     client, version, admin_user
 ):
-    client.force_login(admin_user)
+    verified_login(client, admin_user)
     page = client.get(f"/admin/classifier/modelversion/{version.pk}/change/").content.decode()
 
     assert "95% of malignant lesions" in page and "12.2 %" in page  # the threshold

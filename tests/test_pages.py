@@ -15,6 +15,7 @@ from classifier.models import LesionImage, Prediction
 from tests.conftest import media_files
 from tests.factories import make_batch, make_image, make_lesion, make_patient, make_prediction
 from tests.images import upload
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -281,7 +282,7 @@ def test_every_page_a_clinician_uses_labels_its_controls_and_has_landmarks(clien
 def test_the_clinic_pages_and_the_clinic_switcher_label_their_controls(client, manager, other_clinic, clinic):
     other_clinic.add_member(manager, "clinician")  # two clinics: the header's switcher shows
     prediction = make_prediction(manager, status="done", image=make_image(manager, clinic=clinic))
-    client.force_login(manager)
+    verified_login(client, manager)
 
     for url in [
         "/clinic/members/",
@@ -303,7 +304,7 @@ def test_the_patient_and_lesion_pages_label_their_controls_and_have_landmarks(cl
         make_prediction(manager, status="done", image=picture, malignant_probability=score, is_malignant=score > 0.5)
     # A labeller, so the lesion page has its diagnosis form too.
     manager.user_permissions.add(Permission.objects.get(codename="change_lesionimage"))
-    client.force_login(manager)
+    verified_login(client, manager)
 
     responses = [client.get(url) for url in (
         "/patients/", "/patients/?q=nobody", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/",

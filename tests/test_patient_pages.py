@@ -15,6 +15,7 @@ from classifier.audit import AuditEvent
 from classifier.models import Lesion, LesionImage, Patient, Prediction
 from tests.factories import make_image, make_lesion, make_patient, make_visit
 from tests.images import upload
+from tests.signing_in import verified_login, verify_session
 
 pytestmark = pytest.mark.django_db
 
@@ -200,7 +201,7 @@ def test_the_patient_page_shows_the_map_the_lesions_and_their_latest_reading(own
 
 
 def test_a_manager_gets_the_export_and_erase_links(client, manager, patient):
-    client.force_login(manager)
+    verified_login(client, manager)
     page = client.get(f"/patients/{patient.pk}/").content.decode()
     assert f'href="/patients/{patient.pk}/export/"' in page and f'href="/patients/{patient.pk}/erase/"' in page
 
@@ -370,7 +371,7 @@ def test_a_label_change_keeps_the_lesions_point(owner_web, lesion):
 
 def test_an_admin_labels_the_lesion_and_so_every_picture_of_it(client, admin_user, clinic, lesion):
     clinic.add_member(admin_user, "clinician")
-    client.force_login(admin_user)
+    verified_login(client, admin_user)
     assert f'action="/lesions/{lesion.pk}/label/"' in client.get(f"/lesions/{lesion.pk}/").content.decode()
 
     response = client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo", "note": ""})
@@ -384,7 +385,7 @@ def test_an_admin_labels_the_lesion_and_so_every_picture_of_it(client, admin_use
 
 def test_an_admin_of_another_clinic_cannot_label_the_clinics_lesion(client, admin_user, other_clinic, lesion):
     other_clinic.add_member(admin_user, "clinician")
-    client.force_login(admin_user)
+    verified_login(client, admin_user)
     assert client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}).status_code == 404
     lesion.refresh_from_db()
     assert lesion.diagnosis == ""
@@ -446,13 +447,14 @@ def test_a_reference_taken_by_another_request_meanwhile_is_the_forms_error(owner
     assert not AuditEvent.objects.filter(action="created_patient").exists()
 
 
-def test_the_demo_patient_opens_on_every_page(client):
+def test_the_demo_patient_opens_on_every_page(client, django_user_model):
     from django.core.management import call_command
 
     call_command("create_demo_users", stdout=io.StringIO())
     patient = Patient.objects.get(reference="DEMO-001")
     lesion = patient.lesions.get()
     client.login(request=HttpRequest(), username="manager", password="lesionsite-manager")  # axes needs the request
+    verify_session(client, django_user_model.objects.get(username="manager"))  # a manager gives a code too
 
     urls = ["/patients/", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/", f"/patients/{patient.pk}/report.pdf",
             f"/lesions/{lesion.pk}/report.pdf", f"/patients/{patient.pk}/export/"]  # fmt: skip

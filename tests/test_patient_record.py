@@ -19,6 +19,7 @@ from classifier.patient_record import erase_patient
 from classifier.thumbnails import ensure_thumbnail, thumbnail_name
 from tests.conftest import media_files
 from tests.factories import make_batch, make_image, make_lesion, make_patient, make_prediction, make_visit
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def day(n: int) -> dt.datetime:
 
 @pytest.fixture
 def manager_web(client, manager):
-    client.force_login(manager)
+    verified_login(client, manager)
     return client
 
 
@@ -61,7 +62,7 @@ def test_only_the_clinics_managers_export_or_erase(client, owner, outsider, pati
     other_manager = django_user_model.objects.create_user("olga", password="olga-password-1")
     other_clinic.add_member(other_manager, "manager")
     for person in (owner, outsider, other_manager):
-        client.force_login(person)
+        verified_login(client, person)
         for url in (f"/patients/{patient.pk}/export/", f"/patients/{patient.pk}/erase/"):
             assert client.get(url).status_code == 404, (person, url)
             assert client.post(url, {"confirm_reference": "MRN-0042"}).status_code == 404, (person, url)

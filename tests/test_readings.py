@@ -7,6 +7,7 @@ import pytest
 
 from classifier.models import ModelVersion, Prediction
 from tests.factories import make_batch, make_image, make_prediction
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +151,7 @@ def test_a_note_saved_from_the_result_page_returns_to_it(owner_web, owner):
 def test_an_admin_looking_at_a_clinicians_result_gets_no_note_form(client, owner, django_user_model):
     admin = django_user_model.objects.create_user("root", password="root-password-1", is_staff=True)
     prediction = make_prediction(owner, status="done", top_class="nv", image=make_image(owner, clinician_note="mine"))
-    client.force_login(admin)
+    verified_login(client, admin)
 
     page = client.get(f"/predictions/{prediction.pk}/").content.decode()
 

@@ -30,8 +30,8 @@ SCRIPT = textwrap.dedent(
     from classifier.models import Clinic
     user = get_user_model().objects.create_user("web", password="web-password-1")
     Clinic.objects.create(name="Web clinic").add_member(user, "manager")
-    client = Client()
-    client.force_login(user)
+    from tests.signing_in import verified_login
+    client = verified_login(Client(), user)  # a manager: signed in with the second factor
     pages = [client.get(url).status_code for url in ("/upload/", "/history/", "/api/v1/images/", "/api/schema/",
                                                          "/api/v1/patients/", "/clinic/members/", "/clinic/audit/")]
     response = client.post("/api/v1/images/", {"file": upload("a.png")})

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from classifier.api.authentication import ApiTokenAuthentication
 from classifier.lockout import lockout_response
 from classifier.tokens import NAME_MAX_LENGTH, ApiToken
+from classifier.two_factor import token_refusal
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -70,6 +71,9 @@ class TokenView(APIView):
         if not valid:
             return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
         user = serializer.validated_data["user"]
+        refusal = token_refusal(request, user)
+        if refusal is not None:
+            return refusal
         # What login() would send: axes forgets the account's failures, Django records last_login.
         user_logged_in.send(sender=user.__class__, request=request, user=user)
         token, key = ApiToken.objects.issue(user, name=serializer.validated_data.get("name", ""))

@@ -65,7 +65,24 @@ def log_in(page, base_url: str, username: str, password: str, landing: str = "/u
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    give_code_if_asked(page, username)
     page.wait_for_url(f"{base_url}{landing}")
+
+
+def give_code_if_asked(page, username: str) -> None:
+    """A user with an authenticator app (tests.signing_in.enrolled_phone) is asked its code after the password."""
+    import re
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.signing_in import code_for
+
+    device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
+    if device is None:
+        return
+    page.wait_for_url(re.compile(r"/login/code/"))
+    page.get_by_label("Code").fill(code_for(device))
+    page.get_by_role("button", name="Continue").click()
 
 
 def lesion_png(seed: int, size: tuple[int, int] = (160, 120)) -> bytes:

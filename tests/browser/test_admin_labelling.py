@@ -7,18 +7,21 @@ import re
 import pytest
 
 from classifier.models import LesionImage
-from tests.browser.conftest import lesion_image, screenshot
+from tests.browser.conftest import give_code_if_asked, lesion_image, screenshot
 from tests.factories import make_prediction
+from tests.signing_in import enrolled_phone
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def admin_log_in(page, live_server, django_user_model):
     admin = django_user_model.objects.create_superuser("root", "root@example.org", "root-password-1")
+    enrolled_phone(admin)  # staff sign in with a second factor
     page.goto(f"{live_server.url}/admin/login/")
     page.get_by_label("Username").fill("root")
     page.get_by_label("Password").fill("root-password-1")
     page.get_by_role("button", name="Log in").click()
+    give_code_if_asked(page, "root")
     page.wait_for_url(f"{live_server.url}/admin/")
     return admin
 

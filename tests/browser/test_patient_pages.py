@@ -18,6 +18,7 @@ from classifier.models import Lesion, Patient, Prediction
 from tests.browser.conftest import SCREENSHOT_DIR, drop_files, log_in, screenshot
 from tests.conftest import wait_for
 from tests.images import dermoscopy_like_png
+from tests.signing_in import enrolled_phone
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -195,6 +196,7 @@ def test_the_patient_pages_fit_a_375_px_screen(chromium_browser, live_server, ma
     context = chromium_browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
+        enrolled_phone(manager)  # managers sign in with a second factor
         log_in(page, live_server.url, "mary", "mary-password-1")
         for url in ("/patients/", f"/patients/{patient.pk}/", f"/lesions/{lesion.pk}/",
                     f"/patients/{patient.pk}/export/", f"/patients/{patient.pk}/erase/"):  # fmt: skip

@@ -102,6 +102,7 @@ def login_box(url: str, accounts=DEMO_ACCOUNTS) -> str:
     lines = [f"lesionsite is running at {url}", ""]
     lines += [f"{account.role:<10} username {account.username:<10} password {account.password}" for account in accounts]
     lines += ["", f"The clinician and the manager work in {DEMO_CLINIC}; open patient {DEMO_PATIENT}."]
+    lines += ["The manager and the admin set up two-factor sign-in (an authenticator app) at first sign-in."]
     lines += ["Ctrl-C stops everything. Research tool, not a diagnosis."]
     width = max(len(line) for line in lines)
     rule = "+" + "-" * (width + 2) + "+"
