@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from classifier.tokens import ApiToken
+from tests.signing_in import verified_login
 from tests.test_pages import accessibility_problems
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +126,7 @@ def test_the_page_needs_a_login(client):
 def test_the_admin_lists_tokens_without_their_keys_or_digests(client, django_user_model, owner):
     admin = django_user_model.objects.create_superuser("root", password="root-password-12")
     token, key = ApiToken.objects.issue(owner, name="ward laptop")
-    client.force_login(admin)
+    verified_login(client, admin)
 
     listing = client.get("/admin/classifier/apitoken/").content.decode()
     detail = client.get(f"/admin/classifier/apitoken/{token.pk}/change/").content.decode()
@@ -142,7 +143,7 @@ def test_the_admin_lists_tokens_without_their_keys_or_digests(client, django_use
 def test_an_administrator_revokes_a_token_by_deleting_it(client, django_user_model, owner):
     admin = django_user_model.objects.create_superuser("root", password="root-password-12")
     token, key = ApiToken.objects.issue(owner)
-    client.force_login(admin)
+    verified_login(client, admin)
 
     response = client.post(f"/admin/classifier/apitoken/{token.pk}/delete/", {"post": "yes"})
 

@@ -84,7 +84,7 @@ def test_holders_of_the_model_versions_permission_see_every_part_checked_afresh(
 
 
 def test_staff_without_the_permission_are_treated_as_anonymous(client, reports, django_user_model):
-    client.force_login(django_user_model.objects.create_user("stella", password="x", is_staff=True))
+    verified_login(client, django_user_model.objects.create_user("stella", password="x", is_staff=True))
     assert client.get("/healthz").json() == {"status": "ok"}
 
 

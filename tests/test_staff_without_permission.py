@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from classifier.audit import AuditEvent
 from classifier.models import Lesion, LesionImage, ModelActivation, ModelVersion, Patient, Prediction, TrainingJob
 from tests.factories import make_batch, make_image, make_lesion, make_patient, make_prediction
+from tests.signing_in import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +54,14 @@ def records(django_user_model):
                                               events=["prediction.finished"])  # fmt: skip
     delivery = WebhookDelivery.objects.create(endpoint=endpoint, clinic=clinic, event_type="prediction.finished",
                                               event_id=uuid.uuid4(), payload={"hidden": "MRN-HIDDEN-4711"})  # fmt: skip
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    from tests.signing_in import enrolled_phone
+
+    phone = enrolled_phone(owner)
+    recovery = StaticDevice.objects.create(user=owner, name="Recovery codes", confirmed=True)
     return {
+        "phone": phone, "recovery": recovery,
         "clinic": clinic, "owner": owner, "patient": patient, "lesion": lesion, "batch": batch, "image": image,
         "version": version, "prediction": prediction, "job": job, "event": event, "token": token,
         "webhook": endpoint, "delivery": delivery,
@@ -82,6 +90,7 @@ ID_OF = {
     "lesions": "lesion", "training-jobs": "job", "trainingjob": "job", "model-versions": "version",
     "modelversion": "version", "clinic": "clinic", "auditevent": "event", "user": "owner", "apitoken": "token",
     "tokens": "token", "webhooks": "webhook", "webhookendpoint": "webhook", "webhookdelivery": "delivery",
+    "totpdevice": "phone", "staticdevice": "recovery",
 }  # fmt: skip
 # Ids whose rows these tests do not make: any value, the view must still refuse.
 ANY_ID = {"group", "accessattempt", "accesslog", "accessfailurelog", "reset"}
@@ -166,7 +175,7 @@ def test_a_staff_user_without_permissions_is_refused_everywhere_or_shown_nothing
 
     for path in every_path(records):
         for method in ("get", "post") + (("put", "patch", "delete") if path in api else ()):
-            client.force_login(staff)  # a logout URL must not end the walk as someone anonymous
+            verified_login(client, staff)  # a logout URL must not end the walk as someone anonymous
             response = getattr(client, method)(path, {}, content_type="application/json") if method != "get" \
                 else client.get(path)  # fmt: skip
             assert_shows_nothing(response, method.upper(), path)
@@ -175,7 +184,7 @@ def test_a_staff_user_without_permissions_is_refused_everywhere_or_shown_nothing
 
 
 def test_the_platform_endpoints_answer_403_to_staff_without_their_permission(client, staff, records):
-    client.force_login(staff)
+    verified_login(client, staff)
     version, job, image = records["version"], records["job"], records["image"]
 
     for method, path in [
@@ -207,7 +216,7 @@ def test_the_permission_grants_its_endpoint_and_nothing_of_the_clinics(client, s
     version, job, image = records["version"], records["job"], records["image"]
     staff = grant(staff, "view_modelversion", "change_modelversion", "view_trainingjob", "change_trainingjob",
                   "view_lesionimage", "change_lesionimage")  # fmt: skip
-    client.force_login(staff)
+    verified_login(client, staff)
 
     assert client.get("/api/v1/model-versions/").json()["results"][0]["name"] == "hidden-version"
     assert client.get(f"/api/v1/model-versions/{version.pk}/").status_code == 200
@@ -234,7 +243,7 @@ def test_the_permission_grants_its_endpoint_and_nothing_of_the_clinics(client, s
 
 def test_starting_a_job_takes_the_add_permission(client, staff, records):
     records["job"].delete()  # only one job may be open
-    client.force_login(grant(staff, "view_trainingjob", "add_trainingjob"))
+    verified_login(client, grant(staff, "view_trainingjob", "add_trainingjob"))
 
     response = client.post("/api/v1/training-jobs/", {"epochs": 1}, content_type="application/json")
 
@@ -244,7 +253,7 @@ def test_starting_a_job_takes_the_add_permission(client, staff, records):
 
 def test_a_superuser_holds_every_permission(client, django_user_model, records):
     root = django_user_model.objects.create_superuser("root", password="root-password-12")
-    client.force_login(root)
+    verified_login(client, root)
 
     assert client.get("/api/v1/model-versions/").status_code == 200
     assert client.get("/api/v1/training-jobs/").status_code == 200
