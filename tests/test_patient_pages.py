@@ -406,7 +406,7 @@ def test_a_member_with_the_label_permission_labels_without_being_staff(client, t
 def test_staff_of_the_clinic_without_the_label_permission_cannot_label(client, teammate, lesion):
     teammate.is_staff = True
     teammate.save()
-    client.force_login(teammate)
+    verified_login(client, teammate)
     assert "/label/" not in client.get(f"/lesions/{lesion.pk}/").content.decode()
     assert client.post(f"/lesions/{lesion.pk}/label/", {"diagnosis": "mel", "method": "histo"}).status_code == 404
     lesion.refresh_from_db()
