@@ -21,7 +21,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
 
 from lesionsite.logformat import JsonFormatter, StripQueryStrings
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, wait_for
 
 
 def fetch(url: str) -> int:
@@ -60,7 +60,8 @@ def test_the_dev_server_logs_a_search_by_its_path_alone(dev_server_log, db):
 
     assert fetch(f"{url}/history/?q=Jane&patient=MRN-1") == 302  # to the login page: logged all the same
 
-    line = next(line for line in written.getvalue().splitlines() if "/history/" in line)
+    # The server thread writes its line once the answer is sent: it may come a moment after.
+    line = wait_for(lambda: next((line for line in written.getvalue().splitlines() if "/history/" in line), None), 10)
     assert '"GET /history/ HTTP/1.1" 302' in line
     assert "Jane" not in line and "MRN-1" not in line and "?" not in line
 
