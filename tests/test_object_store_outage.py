@@ -53,7 +53,9 @@ def test_the_upload_page_says_the_store_is_unavailable_and_stores_nothing(store_
     page = owner_web.post("/upload/", {"files": [upload("mole.png")]})
     answered = owner_web.post("/upload/", {"files": [upload("mole.png")]}, headers={"accept": "application/json"})
 
-    assert page.status_code == 503 and "The file store cannot be reached, so nothing was stored" in page.content.decode()
+    assert (
+        page.status_code == 503 and "The file store cannot be reached, so nothing was stored" in page.content.decode()
+    )
     assert answered.status_code == 503 and answered.json()["code"] == "storage_unavailable"
     assert_nothing_stored()
 
