@@ -113,7 +113,7 @@ def changed(data: bytes) -> bytes:
 
 @pytest.mark.parametrize("spoil", [changed, cut_short], ids=["changed", "cut short"])
 def test_a_file_that_fails_its_check_is_never_served_and_the_prediction_waits_for_a_retry(
-    active_stored, in_store, owner, settings, spoil
+    active_stored, in_store, owner, owner_web, settings, spoil
 ):
     key = f"site/model-versions/{VERSION}/model.keras"
     good = in_store.read(key)
@@ -129,6 +129,8 @@ def test_a_file_that_fails_its_check_is_never_served_and_the_prediction_waits_fo
         "lists (changed or cut short): it is not served, and the download is tried again."
     )
     assert not settings.MODEL_CACHE_DIR.exists() or list(settings.MODEL_CACHE_DIR.iterdir()) == []
+    page = owner_web.get(prediction.get_absolute_url()).content.decode()
+    assert "in the object store does not match the SHA-256 its card lists" in page  # why it is still waiting
 
     in_store.write(key, good)  # the operator puts the right file back; the sweep sends the prediction again
     assert run_predictions([prediction.pk], task_id="task-2") == [prediction.pk]
