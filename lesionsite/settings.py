@@ -474,6 +474,8 @@ HEALTHZ_CACHE_SECONDS = envint("HEALTHZ_CACHE_SECONDS", 5, minimum=0)
 # this Content-Security-Policy. Inside WhiteNoise, so static files keep their long caching.
 _AFTER_WHITENOISE = MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1
 MIDDLEWARE.insert(_AFTER_WHITENOISE, "classifier.middleware.PrivateResponsesMiddleware")
+# A view that reads a picture while the object store is unreachable answers 503, not 500.
+MIDDLEWARE.append("classifier.object_storage.StorageOutageMiddleware")
 # Scripts and styles are files of this site; heatmaps and previews are drawn into data: and
 # blob: URLs. style-src needs 'unsafe-inline' for style attributes: the image viewers' aspect
 # ratio and the probability bars (templates/classifier/prediction.html, _compare.html) and

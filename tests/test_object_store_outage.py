@@ -103,3 +103,15 @@ def test_an_inference_that_cannot_read_the_store_goes_back_to_the_queue_and_the_
     assert run_predictions([prediction.pk], task_id="after-the-sweep") == [prediction.pk]
     prediction.refresh_from_db()
     assert (prediction.status, prediction.error, prediction.model_version) == ("done", "", active_tiny_model)
+
+
+def test_a_picture_asked_for_while_the_store_is_down_is_a_503_with_a_reason(in_store, owner_api, settings):
+    owner_api.post("/api/v1/images/", {"file": [upload("mole.png")]}, format="multipart")
+    image = LesionImage.objects.get()
+    settings.STORAGES = storages_for(f"s3://lesionsite-test/site?endpoint_url=http://127.0.0.1:{free_port()}")
+
+    response = owner_api.get(f"/images/{image.pk}/file/")
+
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert response.content.decode() == "The file store cannot be reached just now: try again in a few minutes."
+    assert response["Cache-Control"] == "private, no-store"
