@@ -14,7 +14,7 @@ from classifier.model_store import publish_version
 from classifier.models import ModelVersion, Prediction
 from classifier.registry import register_model_versions
 from tests.factories import make_prediction
-from tests.object_store import moto_server, storages_for
+from tests.object_store import free_port, moto_server, storages_for
 from worker.inference import run_predictions
 from worker.model_fetch import ModelFetchError, local_folder
 
@@ -155,3 +155,17 @@ def test_a_version_without_a_file_list_is_not_fetched(active_stored):
 
     with pytest.raises(ModelFetchError, match="its card lists no files with their SHA-256"):
         local_folder(active_stored)
+
+
+def test_a_store_unreachable_during_the_download_leaves_the_prediction_queued_with_the_reason(
+    active_stored, owner, settings
+):
+    prediction = make_prediction(owner)
+    settings.STORAGES = storages_for(f"s3://lesionsite-test/site?endpoint_url=http://127.0.0.1:{free_port()}")
+
+    assert run_predictions([prediction.pk], task_id="task-1") == []
+
+    prediction.refresh_from_db()
+    assert prediction.status == "queued"
+    assert prediction.error.startswith(f"Model version {VERSION} could not be fetched from the object store")
+    assert prediction.error.endswith("it is tried again.")
