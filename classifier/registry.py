@@ -70,6 +70,11 @@ def register_model_versions(
         version = known.get(card.version)
         if version is None:
             continue
+        if not version_dir.is_dir():
+            # Only in the object store: the registered card stays as it is. It holds the files'
+            # SHA-256 that downloads are checked against, so a card changed in the bucket (with
+            # its files) must not replace it.
+            continue
         recorded = roots[version.root] / version.directory
         if (root, version_dir.name) != (version.root, version.directory) and not recorded.is_dir():
             version.root, version.directory = root, version_dir.name

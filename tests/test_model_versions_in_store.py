@@ -169,3 +169,15 @@ def test_a_store_unreachable_during_the_download_leaves_the_prediction_queued_wi
     assert prediction.status == "queued"
     assert prediction.error.startswith(f"Model version {VERSION} could not be fetched from the object store")
     assert prediction.error.endswith("it is tried again.")
+
+
+def test_registration_never_replaces_a_registered_card_with_the_one_in_the_bucket(in_store, published, settings,
+                                                                                   tmp_path):  # fmt: skip
+    settings.MODEL_ROOT = tmp_path / "no-shipped-versions"
+    register_model_versions()
+    key = f"site/model-versions/{VERSION}/card.json"
+    in_store.write(key, json.dumps(published | {"files": {}, "thresholds": {"malignant": 0.01}}).encode())
+
+    register_model_versions()
+
+    assert ModelVersion.objects.get(name=VERSION).card == published
