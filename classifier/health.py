@@ -20,7 +20,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from classifier.audit import client_address
+from classifier.model_store import is_stored
 from classifier.models import ModelVersion
+from classifier.object_storage import STORAGE_ERRORS
 from classifier.permissions import HEALTH_DETAIL_PERMISSION
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,13 @@ def check_model() -> dict:
         return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
     if version is None:
         return {"ok": False, "active_version": None, "error": "no active model version"}
-    return {"ok": version.model_path.is_file(), "active_version": version.name}
+    if version.model_path.is_file():
+        return {"ok": True, "active_version": version.name}
+    # Trained on another host: the workers fetch it from the object store (worker.model_fetch).
+    try:
+        return {"ok": is_stored(version.directory), "active_version": version.name}
+    except STORAGE_ERRORS as exc:
+        return {"ok": False, "active_version": version.name, "error": f"object store: {exc.__class__.__name__}"}
 
 
 CACHE_KEY = "healthz:healthy"

@@ -789,6 +789,17 @@ class Prediction(models.Model):
     def mark_failed(self, message: str) -> bool:
         return self._finish(status=self.Status.FAILED, error=message)
 
+    def return_to_queue(self, message: str) -> bool:
+        """running → queued again, saying why: what it needs (the file store, the model's files) is
+        unavailable for now, and the sweep (classifier.sweeper) sends it again. Not a failure: no
+        webhook, no finished time; the message shows while it waits and is cleared when it is done."""
+        returned = Prediction.objects.filter(pk=self.pk, status=self.Status.RUNNING, task_id=self.task_id).update(
+            status=self.Status.QUEUED, task_id="", started_at=None, error=message
+        )
+        if returned:
+            self.status, self.task_id, self.started_at, self.error = self.Status.QUEUED, "", None, message
+        return bool(returned)
+
     def _finish(self, **fields) -> bool:
         fields["finished_at"] = timezone.now()
         updated = Prediction.objects.filter(pk=self.pk, status=self.Status.RUNNING, task_id=self.task_id).update(

@@ -1,5 +1,5 @@
 """Registering the model versions found on disk: shipped ones under MODEL_ROOT, site-trained
-ones under TRAINED_MODEL_ROOT."""
+ones under TRAINED_MODEL_ROOT, and site-trained ones in the object store (classifier.model_store)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from classifier.model_store import stored_cards
 from classifier.models import ModelActivation, ModelVersion
 from training.card import CardError, ModelCard, find_version_dirs, read_card
 
@@ -21,7 +22,8 @@ def _newest_first(cards: list[tuple[str, Path, ModelCard]]) -> list[tuple[str, P
 
 
 def _read_cards(roots: dict[str, Path]) -> list[tuple[str, Path, ModelCard]]:
-    """(root, folder, card) for each valid version folder; a version name found twice keeps its first."""
+    """(root, folder, card) for each valid version folder, then each in the object store
+    (settings.MODEL_VERSIONS_IN_STORE); a version name found twice keeps its first."""
     cards, seen = [], {}
     for root, path in roots.items():
         for version_dir in find_version_dirs(path):
@@ -36,6 +38,12 @@ def _read_cards(roots: dict[str, Path]) -> list[tuple[str, Path, ModelCard]]:
                 continue
             seen[card.version] = version_dir
             cards.append((root, version_dir, card))
+    # Versions trained on another host are in the object store only; they are recorded as
+    # TRAINED_MODEL_ROOT's, the folder a worker's copy would have (worker.model_fetch).
+    for directory, card in stored_cards():
+        if card.version not in seen:
+            seen[card.version] = f"the object store's {directory}"
+            cards.append((ModelVersion.Root.TRAINED.value, roots[ModelVersion.Root.TRAINED.value] / directory, card))
     return cards
 
 
@@ -61,6 +69,11 @@ def register_model_versions(
     for root, version_dir, card in cards:
         version = known.get(card.version)
         if version is None:
+            continue
+        if not version_dir.is_dir():
+            # Only in the object store: the registered card stays as it is. It holds the files'
+            # SHA-256 that downloads are checked against, so a card changed in the bucket (with
+            # its files) must not replace it.
             continue
         recorded = roots[version.root] / version.directory
         if (root, version_dir.name) != (version.root, version.directory) and not recorded.is_dir():

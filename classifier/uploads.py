@@ -26,6 +26,7 @@ from classifier.models import (
     image_upload_path,
     working_copy_path,
 )
+from classifier.object_storage import STORAGE_ERRORS, UPLOAD_UNAVAILABLE
 from classifier.thumbnails import store_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -193,9 +194,11 @@ def store_uploads(
             batch, stored = _store(
                 owner, clinic, cleaned, written, lesion=lesion, taken_at=taken_at, age=age, sex=sex, site=site
             )
-    except BaseException:
-        for name in written:
-            default_storage.delete(name)
+    except BaseException as exc:
+        _remove(written)
+        if isinstance(exc, STORAGE_ERRORS):
+            logger.error("upload: the file store is unavailable: %s", exc)
+            raise UploadRejected(UPLOAD_UNAVAILABLE, code="storage_unavailable", http_status=503) from exc
         raise
     for item in stored:
         logger.info(
@@ -206,6 +209,16 @@ def store_uploads(
             extra={"prediction_id": item.prediction.pk, "image_id": item.image.pk},
         )
     return batch, stored
+
+
+def _remove(written: list[str]) -> None:
+    """Delete what this request wrote; a store that went away meanwhile keeps what it has (the
+    orphan sweep, classifier.stored_files, removes files no row names)."""
+    for name in written:
+        try:
+            default_storage.delete(name)
+        except STORAGE_ERRORS as exc:
+            logger.warning("upload: could not remove %s after a failure: %s", name, exc)
 
 
 def _store(

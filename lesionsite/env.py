@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from urllib.parse import parse_qsl, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -111,3 +112,73 @@ def envnetworks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | i
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or CIDR range") from None
     return networks
+
+
+STORAGE_URL_OPTIONS = {"endpoint_url", "region", "addressing_style"}
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def envstorage(name: str) -> dict | None:
+    """An S3-compatible store, or None when unset: django-storages' S3Storage options.
+
+    ``name`` holds a URL, ``s3://bucket/prefix?endpoint_url=http://minio:9000&region=us-east-1``
+    (options: endpoint_url, region, addressing_style). Without it, Django-storages' usual
+    variables are read: AWS_STORAGE_BUCKET_NAME (which turns the store on), AWS_LOCATION,
+    AWS_S3_ENDPOINT_URL, AWS_S3_REGION_NAME, AWS_S3_ADDRESSING_STYLE. Credentials never go in
+    the URL: a URL is printed in logs, process lists and compose files, so the keys come from
+    boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws, an instance role).
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        bucket = envstr("AWS_STORAGE_BUCKET_NAME", "").strip()
+        if not bucket:
+            return None
+        return _storage_options(
+            "AWS_STORAGE_BUCKET_NAME",
+            bucket,
+            location=envstr("AWS_LOCATION", ""),
+            endpoint=envstr("AWS_S3_ENDPOINT_URL", "").strip() or None,
+            region=envstr("AWS_S3_REGION_NAME", "").strip() or None,
+            style=envstr("AWS_S3_ADDRESSING_STYLE", "").strip() or None,
+        )
+    parts = urlsplit(raw)
+    if parts.scheme != "s3":
+        raise ImproperlyConfigured(f"{name}={raw!r} must start with s3:// (s3://bucket/prefix?endpoint_url=...)")
+    if parts.username or parts.password:
+        raise ImproperlyConfigured(
+            f"{name} must not hold credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"
+        )
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(query) - STORAGE_URL_OPTIONS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name}: unknown option {', '.join(unknown)} (known: {', '.join(sorted(STORAGE_URL_OPTIONS))})"
+        )
+    return _storage_options(
+        name,
+        parts.hostname or "",
+        location=parts.path,
+        endpoint=query.get("endpoint_url") or None,
+        region=query.get("region") or None,
+        style=query.get("addressing_style") or None,
+    )
+
+
+def _storage_options(name: str, bucket: str, *, location: str, endpoint, region, style) -> dict:
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ImproperlyConfigured(
+            f"{name}: {bucket!r} is not a bucket name (3-63 lower-case letters, digits, dots and hyphens)"
+        )
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ImproperlyConfigured(f"{name}: endpoint_url={endpoint!r} must be an http:// or https:// URL")
+    # A self-hosted store (MinIO, Ceph) is reached by its address, not a bucket's DNS name.
+    style = style or ("path" if endpoint else "auto")
+    if style not in ("auto", "path", "virtual"):
+        raise ImproperlyConfigured(f"{name}: addressing_style={style!r} must be auto, path or virtual")
+    return {
+        "bucket_name": bucket,
+        "location": location.strip("/"),
+        "endpoint_url": endpoint,
+        "region_name": region,
+        "addressing_style": style,
+    }

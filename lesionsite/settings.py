@@ -15,7 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lesionsite.env import envbool, envfloat, envfloats, envint, envlist, envnetworks, envrate, envstr
+from lesionsite.env import envbool, envfloat, envfloats, envint, envlist, envnetworks, envrate, envstorage, envstr
+from lesionsite.storages import s3_storage
 from training.card import INFERENCE_BACKENDS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -110,6 +111,28 @@ MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 # TRAINED_MODEL_ROOT, a data folder, so retraining never writes into the checkout.
 MODEL_ROOT = Path(envstr("MODEL_ROOT", str(BASE_DIR / "models")))
 TRAINED_MODEL_ROOT = Path(envstr("TRAINED_MODEL_ROOT", str(VAR_DIR / "models")))
+
+# --- Where stored files live: MEDIA_ROOT on this host by default; an S3-compatible store
+# (AWS S3, MinIO, Ceph) when STORAGE_URL (or AWS_STORAGE_BUCKET_NAME) names one, so that web,
+# workers and trainer on different hosts share the pictures and the site-trained model
+# versions (README "Multi-host layout"). Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+OBJECT_STORE = envstorage("STORAGE_URL")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if OBJECT_STORE is not None:
+    STORAGES["default"] = s3_storage(
+        OBJECT_STORE,
+        connect_timeout=envint("STORAGE_CONNECT_TIMEOUT", 3, minimum=1),
+        read_timeout=envint("STORAGE_READ_TIMEOUT", 30, minimum=1),
+        attempts=envint("STORAGE_MAX_ATTEMPTS", 2, minimum=1),
+    )
+# Site-trained versions are also put in the object store (under model-versions/<folder>/) so
+# that an inference worker on any host can fetch the active one; on the filesystem they stay in
+# TRAINED_MODEL_ROOT alone. A worker keeps what it fetched in MODEL_CACHE_DIR.
+MODEL_VERSIONS_IN_STORE = envbool("MODEL_VERSIONS_IN_STORE", OBJECT_STORE is not None)
+MODEL_CACHE_DIR = Path(envstr("MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
 
 # --- Uploads.
 UPLOAD_MAX_BYTES = envint("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
@@ -451,6 +474,8 @@ HEALTHZ_CACHE_SECONDS = envint("HEALTHZ_CACHE_SECONDS", 5, minimum=0)
 # this Content-Security-Policy. Inside WhiteNoise, so static files keep their long caching.
 _AFTER_WHITENOISE = MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1
 MIDDLEWARE.insert(_AFTER_WHITENOISE, "classifier.middleware.PrivateResponsesMiddleware")
+# A view that reads a picture while the object store is unreachable answers 503, not 500.
+MIDDLEWARE.append("classifier.object_storage.StorageOutageMiddleware")
 # Scripts and styles are files of this site; heatmaps and previews are drawn into data: and
 # blob: URLs. style-src needs 'unsafe-inline' for style attributes: the image viewers' aspect
 # ratio and the probability bars (templates/classifier/prediction.html, _compare.html) and

@@ -32,6 +32,7 @@
       if (el) { el.textContent = text; }
     }
     set("error", data.error || "");
+    set("waiting_reason", finished ? "" : data.error || "");
     if (data.status !== "done") { return finished; }
     // Without a reading (out of distribution) the API gives no class, no top probability and no flag.
     set("top_class_name", data.top_class_name || "");

@@ -125,7 +125,7 @@ def every_string(node):
             yield from every_string(item)
 
 
-SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH")
+SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "MINIO_ROOT_PASSWORD")
 
 
 def test_every_secret_is_required_and_none_has_a_default(compose):
@@ -175,3 +175,35 @@ def test_env_example_lists_every_required_variable_and_env_is_never_committed_or
     assert required <= listed, required - listed
     assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
     assert ".env" in (REPO_ROOT / ".dockerignore").read_text().split()
+
+
+def test_minio_is_optional_unpublished_and_takes_required_credentials(compose):
+    services = compose["services"]
+    for name in ("minio", "minio-setup"):
+        assert services[name]["profiles"] == ["s3"], name
+        assert "ports" not in services[name], name
+        for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"):
+            assert services[name]["environment"][key].startswith(f"${{{key}:?"), (name, key)
+    assert "9000" in services["minio"]["expose"] and "minio-data:/data" in services["minio"]["volumes"]
+    assert "minio-data" in compose["volumes"]
+    # The setup makes the bucket and the app's own key, limited to that bucket; the app never uses the root key.
+    setup = services["minio-setup"]
+    assert setup["environment"]["APP_KEY"].startswith("${AWS_ACCESS_KEY_ID:?")
+    assert setup["environment"]["APP_SECRET"].startswith("${AWS_SECRET_ACCESS_KEY:?")
+    assert "mc mb --ignore-existing store/lesionsite" in setup["entrypoint"]
+    assert "arn:aws:s3:::lesionsite/*" in setup["entrypoint"] and "readwrite" not in setup["entrypoint"]
+    assert setup["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
+def test_every_app_service_reads_the_same_object_store_settings(compose):
+    services = compose["services"]
+    app_services = [name for name, service in services.items() if service.get("image") == "lesionsite:latest"]
+    assert {"web", "worker", "trainer", "beat", "webhooks"} <= set(app_services)
+    for name in app_services:
+        environment = services[name]["environment"]
+        assert environment["STORAGE_URL"] == "${STORAGE_URL:-}", name  # empty: the local volumes, as before
+        assert environment["AWS_ACCESS_KEY_ID"] == "${AWS_ACCESS_KEY_ID:-}", name
+        assert environment["AWS_SECRET_ACCESS_KEY"] == "${AWS_SECRET_ACCESS_KEY:-}", name
+        assert "MINIO_ROOT_PASSWORD" not in str(environment), name
+    example = (REPO_ROOT / ".env.example").read_text()
+    assert "# STORAGE_URL=s3://lesionsite/?endpoint_url=http://minio:9000" in example

@@ -10,12 +10,14 @@ from django.conf import settings
 from django.db import transaction
 
 from classifier.models import ModelVersion, Prediction
+from classifier.object_storage import READ_UNAVAILABLE, STORAGE_ERRORS
 from training.card import card_digest
 from training.classes import malignant_probability
 from training.lesion_mask import outline
 from training.ood import FLAGGED_ABOVE
 from training.preprocessing import input_box, to_model_input
 from worker.model_cache import LoadedModel, ModelLoadError, ModelOutputs, get_model
+from worker.model_fetch import ModelFetchError, local_folder
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,15 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
     try:
         model = get_model(
             version.name,
-            version.folder,
+            local_folder(version),
             settings.INFERENCE_THREADS,
             backend=settings.INFERENCE_BACKEND,
             card_digest=card_digest(version.card),
         )
+    except ModelFetchError as exc:
+        # Never served from a download that failed its check; the sweep sends these again.
+        logger.error("predictions %s: %s", held, exc, extra={"prediction_ids": held, "task_id": task_id})
+        return _return_all(predictions, str(exc))
     except ModelLoadError as exc:
         logger.error("predictions %s: %s", held, exc, extra={"prediction_ids": held, "task_id": task_id})
         return _fail_all(predictions, str(exc))
@@ -68,6 +74,11 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
             pixels.append(_read_pixels(prediction, model))
             sizes.append((prediction.image.width, prediction.image.height))
             readable.append(prediction)
+        except STORAGE_ERRORS as exc:
+            logger.error(
+                "prediction %s: file store unavailable: %s", prediction.pk, exc, extra={"prediction_id": prediction.pk}
+            )
+            prediction.return_to_queue(READ_UNAVAILABLE)
         except OSError as exc:
             logger.error(
                 "prediction %s: stored image unreadable: %s", prediction.pk, exc, extra={"prediction_id": prediction.pk}
@@ -148,6 +159,14 @@ def fail_predictions(task_id: str, message: str) -> None:
 
 def _read_pixels(prediction: Prediction, model: LoadedModel) -> np.ndarray:
     return to_model_input(prediction.image.open_pixels(), model.input_size, model.geometry)
+
+
+def _return_all(predictions: list[Prediction], message: str) -> list[int]:
+    for prediction in predictions:
+        prediction.return_to_queue(message)
+        logger.warning("prediction %s: back in the queue: %s", prediction.pk, message,
+                       extra={"prediction_id": prediction.pk})  # fmt: skip
+    return []
 
 
 def _fail_all(predictions: list[Prediction], message: str) -> list[int]:

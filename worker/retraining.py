@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from classifier.model_store import publish_version, remove_version
 from classifier.models import NO_ACTIVE_VERSION, LesionImage, ModelActivation, ModelVersion, TrainingJob
 from classifier.private_files import make_private
 from classifier.quality_gate import quality_gate
@@ -36,6 +37,7 @@ from training.classes import CLASSES
 from training.preprocessing import to_model_input
 from training.retrain import PARTS, Base, Pictures, Retrained, retrain_head, save_version
 from training.train import EpochReport
+from worker.model_fetch import local_folder
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +95,15 @@ def run_training_job(job_id: int, task_id: str) -> None:
         return
     started = time.monotonic()
     version_dir: Path | None = None
+    published = False
     try:
         retrained, version_dir = train_and_export(job)
         card = retrained.card
+        if settings.MODEL_VERSIONS_IN_STORE:
+            # Before the row exists: a worker on another host that sees the version active finds its files.
+            card = publish_version(version_dir)
+            published = True
+            job.log("version put in the object store")
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 name=card["version"],
@@ -128,22 +136,24 @@ def run_training_job(job_id: int, task_id: str) -> None:
             job.finish(TrainingJob.Status.SUCCEEDED, result_version=version, gate=gate, metrics=job_metrics(retrained))
         logger.info("training job %s: done in %.0f s, version %s", job_id, time.monotonic() - started, version.name)
     except JobCancelled:
-        _discard(version_dir)
+        _discard(version_dir, published)
         job.log("cancelled")
         job.finish(TrainingJob.Status.CANCELLED, error="Cancelled by an administrator.")
     except NotEnoughData as exc:
-        _discard(version_dir)
+        _discard(version_dir, published)
         job.finish(TrainingJob.Status.FAILED, error=str(exc))
     except Exception as exc:
-        _discard(version_dir)
+        _discard(version_dir, published)
         logger.exception("training job %s failed", job_id)
         job.log(f"failed: {exc.__class__.__name__}: {exc}")
         job.finish(TrainingJob.Status.FAILED, error=f"{exc.__class__.__name__}: {exc}")
 
 
-def _discard(version_dir: Path | None) -> None:
+def _discard(version_dir: Path | None, published: bool = False) -> None:
     if version_dir is not None and version_dir.exists():
         shutil.rmtree(version_dir, ignore_errors=True)
+    if published and version_dir is not None:
+        remove_version(version_dir.name)
 
 
 def train_and_export(job: TrainingJob) -> tuple[Retrained, Path]:
@@ -163,7 +173,7 @@ def train_and_export(job: TrainingJob) -> tuple[Retrained, Path]:
             pixels=lambda part, input_size, geometry: load_pixels(data.part(part)[0], input_size, geometry),
         ),
         job.start_from,
-        Base(base.name, base.folder, base.malignant_threshold) if base is not None else None,
+        Base(base.name, local_folder(base), base.malignant_threshold) if base is not None else None,
         job.epochs,
         version=f"retrain-{job.pk}-{now:%Y%m%d-%H%M%S}",
         created=now.isoformat(),
