@@ -162,7 +162,7 @@ class LesionImageAdmin(AdminTables):
         image = get_object_or_404(LesionImage.objects.select_related("lesion"), pk=pk)
         handle = open_stored_image(image)
         audit(request, Action.DOWNLOADED_FILE, image, detail={"file": "image", "admin": True})
-        return private_file(handle, "image/png")
+        return private_file(handle, image.stored_content_type)
 
     def thumbnail_view(self, request, pk: int):
         self._require_view(request)

@@ -113,3 +113,11 @@ def test_a_24_megapixel_jpeg_goes_through_the_whole_path(celery_worker, owner_ap
     image = LesionImage.objects.get()
     assert stored_bytes(image) <= 1.2 * len(data)
     assert (image.width, image.height) == (6000, 4000)
+
+
+def test_the_admin_serves_a_stored_jpeg_as_jpeg(admin_client, owner_api):
+    image_id = upload_jpeg(owner_api, camera_jpeg((800, 600), seed=3)).json()["images"][0]["id"]
+
+    response = admin_client.get(f"/admin/classifier/lesionimage/{image_id}/file/")
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
