@@ -186,7 +186,8 @@ class LesionImageAdmin(AdminTables):
         # "The lesion image “<its uploaded name>” was changed": by its number instead.
         image = getattr(request, "lesionsite_named_image", None)
         if image is not None and str(image):
-            message = mark_safe(str(message).replace(str(escape(str(image))), f"Image {image.pk}"))
+            # Django's message is already escaped HTML; only its escaped copy of the name is replaced.
+            message = mark_safe(str(message).replace(str(escape(str(image))), f"Image {image.pk}"))  # nosec B308 B703
         super().message_user(request, message, *args, **kwargs)
 
     def action_checkbox(self, image):
