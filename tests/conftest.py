@@ -335,3 +335,22 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
         value = predicate()
     assert value, f"condition not met within {timeout} s"
     return value
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One S3-compatible server (moto's, a separate process over HTTP on 127.0.0.1) for the session."""
+    from tests.object_store import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("s3") / "moto.log") as store:
+        yield store
+
+
+@pytest.fixture
+def in_store(s3_server, settings):
+    """The default storage is a bucket on the S3 server, emptied after the test."""
+    from tests.object_store import storages_for
+
+    settings.STORAGES = storages_for(s3_server.url)
+    yield s3_server
+    s3_server.empty()

@@ -12,17 +12,14 @@ from classifier.backups import write_backup
 from classifier.model_store import publish_version
 from classifier.models import LesionImage
 from tests.images import upload
-from tests.object_store import moto_server, storages_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def in_store(settings, tmp_path):
-    with moto_server(tmp_path / "moto.log") as store:
-        settings.STORAGES = storages_for(store.url)
-        settings.MODEL_VERSIONS_IN_STORE = True
-        yield store
+def in_store(in_store, settings):
+    settings.MODEL_VERSIONS_IN_STORE = True
+    return in_store
 
 
 def test_the_backup_reads_every_picture_and_stored_version_from_the_bucket(in_store, owner_api, tiny_model_root,

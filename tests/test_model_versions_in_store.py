@@ -14,7 +14,7 @@ from classifier.model_store import publish_version
 from classifier.models import ModelVersion, Prediction
 from classifier.registry import register_model_versions
 from tests.factories import make_prediction
-from tests.object_store import free_port, moto_server, storages_for
+from tests.object_store import free_port, storages_for
 from worker.inference import run_predictions
 from worker.model_fetch import ModelFetchError, local_folder
 
@@ -22,19 +22,12 @@ pytestmark = pytest.mark.django_db
 VERSION = "tiny-in-store"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with moto_server(tmp_path_factory.mktemp("s3") / "moto.log") as store:
-        yield store
-
-
 @pytest.fixture
-def in_store(store, settings, tmp_path):
-    settings.STORAGES = storages_for(store.url)
+def in_store(in_store, settings, tmp_path):
+    """The bucket, with model versions kept in it and a worker's empty model cache."""
     settings.MODEL_VERSIONS_IN_STORE = True
     settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
-    yield store
-    store.empty()
+    return in_store
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from classifier.sweeper import requeue_stale_predictions
 from tests.conftest import TRAINING_WORKER_GATE, _worker_process, media_files, token_client, wait_for
 from tests.factories import make_labelled_dataset
 from tests.images import upload
-from tests.object_store import moto_server, storages_for
+from tests.object_store import storages_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,9 +31,8 @@ ROUTES = {
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with moto_server(tmp_path_factory.mktemp("s3") / "moto.log") as store:
-        yield store
+def store(s3_server):
+    return s3_server
 
 
 @pytest.fixture(scope="module")

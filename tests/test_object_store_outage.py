@@ -9,23 +9,10 @@ from classifier.models import LesionImage, Prediction, UploadBatch
 from classifier.object_storage import READ_UNAVAILABLE
 from classifier.sweeper import requeue_stale_predictions
 from tests.images import upload
-from tests.object_store import free_port, moto_server, storages_for
+from tests.object_store import free_port, storages_for
 from worker.inference import run_predictions
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with moto_server(tmp_path_factory.mktemp("s3") / "moto.log") as store:
-        yield store
-
-
-@pytest.fixture
-def in_store(store, settings):
-    settings.STORAGES = storages_for(store.url)
-    yield store
-    store.empty()
 
 
 @pytest.fixture

@@ -7,22 +7,8 @@ import pytest
 from classifier.models import LesionImage, Prediction
 from tests.conftest import media_files
 from tests.images import upload
-from tests.object_store import moto_server, storages_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    with moto_server(tmp_path_factory.mktemp("s3") / "moto.log") as store:
-        yield store
-
-
-@pytest.fixture
-def in_store(store, settings):
-    settings.STORAGES = storages_for(store.url)
-    yield store
-    store.empty()
 
 
 def body(response) -> bytes:
