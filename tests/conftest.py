@@ -248,6 +248,10 @@ def _worker_process(queue, django_db_blocker, roots, tmp_path_factory, extra_env
         **app.conf.broker_transport_options,
         "global_keyprefix": TEST_BROKER_KEY_PREFIX,
     }
+    # A connection and producer pool made earlier in the session (a /healthz ping of the
+    # default broker, say) would keep pings and tasks going there, never to this worker:
+    # drop them, as Celery itself does after a fork.
+    app._after_fork()
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
     with app.connection_for_write() as conn:  # drop tasks an interrupted run left in this queue
