@@ -15,6 +15,7 @@ from classifier.lib.sealed_stream import HEADER_SIZE, TAG_SIZE, SealedReader, Se
 from classifier.models import LesionImage, Patient
 from tests.conftest import media_files
 from tests.factories import make_lesion, make_patient, make_visit
+from tests.test_backup_restore import flush_database
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -38,7 +39,7 @@ def backup(path: Path, *args) -> None:
 
 
 def empty_the_installation() -> None:
-    call_command("flush", interactive=False, verbosity=0)
+    flush_database()
     for child in Path(settings.MEDIA_ROOT).iterdir():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
