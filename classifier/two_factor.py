@@ -92,7 +92,8 @@ def qr_svg(device: TOTPDevice) -> str:
     """The otpauth:// link as an inline SVG element: no image file, no script (the CSP allows neither inline)."""
     # White behind the modules and a quiet zone of four: what phone cameras need on a dark page too.
     qr = segno.make(device.config_url, error="m")
-    return qr.svg_inline(scale=5, border=4, light="#fff", title="QR code for your authenticator app")
+    # A viewBox instead of a fixed size, so the stylesheet can shrink it on a narrow screen.
+    return qr.svg_inline(scale=5, border=4, light="#fff", title="QR code for your authenticator app", omitsize=True)
 
 
 def confirm(request, device: TOTPDevice, code: str) -> list[str] | None:

@@ -32,7 +32,7 @@ def test_it_shows_a_qr_code_and_the_secret_and_keeps_them_on_reload(owner_web, o
     page = first.content.decode()
 
     assert first.status_code == 200
-    assert '<svg width="' in page and "QR code for your authenticator app" in page
+    assert '<svg viewBox="' in page and "QR code for your authenticator app" in page
     assert "<script" not in page.split("<main", 1)[1]  # nothing inline for the CSP to refuse
     device = TOTPDevice.objects.get(user=owner)
     assert not device.confirmed

@@ -73,6 +73,8 @@ def test_the_clinicians_pages_fit_a_375_px_screen(phone, live_server, owner):
         ("note", f"/images/{image.pk}/note/"),
         ("result", f"/predictions/{image.predictions.get().pk}/"),
         ("result-out-of-distribution", f"/predictions/{out_of_distribution.predictions.get().pk}/"),
+        ("api-tokens", "/account/tokens/"),
+        ("two-factor-enrolment", "/account/two-factor/"),
     ]:
         page.goto(f"{live_server.url}{url}")
         if name.startswith("result"):
@@ -82,7 +84,7 @@ def test_the_clinicians_pages_fit_a_375_px_screen(phone, live_server, owner):
             page.get_by_role("button", name="Show heatmap").click()
             page.get_by_role("button", name="Full resolution").click()
         assert not has_horizontal_scroll(page), name
-        if name in ("history", "batch", "result"):
+        if name in ("history", "batch", "result", "two-factor-enrolment"):
             screenshot(page, f"{name}-375px")
 
     # The lists become one card per row: every cell stacked, each with its column's name.
