@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 
 from classifier.lib.sealed_stream import HEADER_SIZE, TAG_SIZE, SealedReader, SealedWriter, SealError
 from classifier.models import LesionImage, Patient
 from tests.conftest import media_files
 from tests.factories import make_lesion, make_patient, make_visit
-from tests.test_backup_restore import flush_database
+from tests.test_backup_restore import forget_content_type_ids, wipe  # noqa: F401  (an autouse fixture)
 
 PASSPHRASE = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def forget_content_type_ids():
-    """Emptying the installation makes content types anew; the test's rollback restores the old rows,
-    so the ids Django cached in between must not outlive the test."""
-    yield
-    ContentType.objects.clear_cache()
 
 
 @pytest.fixture
@@ -38,12 +27,6 @@ def backup(path: Path, *args) -> None:
     call_command("backup", str(path), *args, stdout=io.StringIO(), stderr=io.StringIO())
 
 
-def empty_the_installation() -> None:
-    flush_database()
-    for child in Path(settings.MEDIA_ROOT).iterdir():
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
 @pytest.mark.django_db
 def test_an_encrypted_backup_hides_the_pictures_and_restores_with_its_passphrase(picture, tmp_path, monkeypatch):
     monkeypatch.setenv("BACKUP_PASSPHRASE", PASSPHRASE)
@@ -53,7 +36,7 @@ def test_an_encrypted_backup_hides_the_pictures_and_restores_with_its_passphrase
     sealed = archive.read_bytes()
     assert sealed.startswith(b"LSBKGCM1")
     assert stored[200:264] not in sealed and b"manifest.json" not in sealed
-    empty_the_installation()
+    wipe()
 
     call_command("restore", str(archive), stdout=io.StringIO())
 
@@ -67,7 +50,7 @@ def test_a_wrong_passphrase_is_said_plainly_and_restores_nothing(picture, tmp_pa
     monkeypatch.setenv("BACKUP_PASSPHRASE", PASSPHRASE)
     archive = tmp_path / "site.tar.enc"
     backup(archive, "--encrypt")
-    empty_the_installation()
+    wipe()
     monkeypatch.setenv("BACKUP_PASSPHRASE", "not the passphrase at all")
 
     with pytest.raises(CommandError, match="The passphrase is wrong.*Nothing was restored"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
 
+from bench.stack import free_port
 from lesionsite.logformat import JsonFormatter, StripQueryStrings
 from tests.conftest import REPO_ROOT, wait_for
 
@@ -82,12 +82,6 @@ def test_a_message_that_is_not_a_request_line_is_left_alone():
     StripQueryStrings().filter(record)
 
     assert record.getMessage() == "Why? GET /a HTTP/1.1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_gunicorns_access_log_names_the_path_without_the_query(tmp_path):
