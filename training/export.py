@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from training.augment import describe_augmentation
+from training.background import describe_cutout
 from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
@@ -180,6 +181,16 @@ def loss_weights_of(recipe: dict) -> str:
     return "balanced"
 
 
+def describe_training_augmentation(recipe: dict) -> str:
+    """What a run's recipe (run.json's) did to its training pictures, in words."""
+    parts = [describe_augmentation(recipe.get("color_augmentation", False))]
+    if recipe.get("background_cutout"):
+        parts.append(describe_cutout(recipe["background_cutout"]))
+    if recipe.get("framing"):
+        parts.append(describe_framing())
+    return "; ".join(parts)
+
+
 def shipped_card(version: str, run: dict, report: dict, split_file: str, created: str) -> dict:
     """The card of a trained run (run.json) scored by training.evaluate (its report), for models/<version>/."""
     recipe = run["recipe"]
@@ -232,8 +243,7 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
             ),
             "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
             "class_weights": run.get("class_weights"),
-            "augmentation": describe_augmentation(recipe.get("color_augmentation", False))
-            + (f"; {describe_framing()}" if recipe.get("framing") else ""),
+            "augmentation": describe_training_augmentation(recipe),
             "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
             "best_epoch": run.get("best_epoch"),
             "weight_average": run.get("weight_average"),

@@ -114,26 +114,34 @@ class Recipe:
 
         return make_augmentation(seed=self.seed)
 
-    def training_pictures(self, images: np.ndarray, labels: np.ndarray, weights: np.ndarray):
+    def wants_masks(self) -> bool:
+        """Whether ``training_pictures`` needs the train split's lesion masks."""
+        return False
+
+    def training_pictures(self, images: np.ndarray, labels: np.ndarray, weights: np.ndarray, masks=None):
         """Unbatched (pixels, one-hot, sample weight) for fine-tuning, and whether the stream is
         endless (fit() then counts an epoch in steps): here every picture once an epoch, reshuffled.
 
         With ``framing``, ``images`` are at the training scale (SOURCE_SIZE) and each is
         reframed (training.framing) before the geometry makes it the model's input; else they
-        are the model's inputs already."""
+        are the model's inputs already. ``masks``: the pictures' lesion masks, when
+        ``wants_masks``."""
         import tensorflow as tf
 
         pictures = picture_slices(images, labels, weights)
         pictures = pictures.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
         if self.framing:
-            from training.framing import reframe, to_input
-
-            def framed(x, y, w):
-                picture = reframe(tf.cast(x, tf.float32))
-                return to_input(picture, self.input_size, self.geometry), y, w
-
-            pictures = pictures.map(framed, num_parallel_calls=tf.data.AUTOTUNE)
+            pictures = pictures.map(
+                lambda x, y, w: (self.reframed_input(tf.cast(x, tf.float32)), y, w),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         return pictures, False
+
+    def reframed_input(self, picture):
+        """A training-scale picture reframed (training.framing), then made the model's input."""
+        from training.framing import reframe, to_input
+
+        return to_input(reframe(picture), self.input_size, self.geometry)
 
     def unfreeze(self, base, train_images: np.ndarray, log) -> int:
         """Unfreeze MobileNetV2 from ``fine_tune_from`` up; return how many layers train."""
@@ -411,9 +419,10 @@ def choose_imbalance_mode(head, features, labels, val_features, val_labels, reci
     return scores
 
 
-def fine_tune(model, train, val, weights, recipe, phase: str, offsets, *, deadline, log, on_epoch) -> Phase:
+def fine_tune(model, train, val, weights, recipe, phase: str, offsets, *, deadline, log, on_epoch, masks=None) -> Phase:
     """Phase 2 (or the CNN's only phase): the whole model on augmented ``train`` pictures
-    (images, labels), with the class ``weights``, scored on ``val`` (images, labels).
+    (images, labels), with the class ``weights``, scored on ``val`` (images, labels);
+    ``masks``: the train pictures' lesion masks, for a recipe that ``wants_masks``.
 
     ``offsets``: train through ``with_logit_adjustment``; ``model`` keeps the plain logits.
     A continued run (``recipe.init_from``) never ends worse on validation than it began."""
@@ -422,7 +431,7 @@ def fine_tune(model, train, val, weights, recipe, phase: str, offsets, *, deadli
     from training.callbacks import RecentWeights
 
     augmentation = recipe.augmentation()
-    pictures, endless = recipe.training_pictures(*train, weights)
+    pictures, endless = recipe.training_pictures(*train, weights, masks)
     dataset = make_train_dataset(pictures, recipe.batch_size, augmentation, recipe.mixup)
     steps_per_epoch = int(np.ceil(len(train[0]) / recipe.batch_size))
 
@@ -527,6 +536,13 @@ def train(
         if recipe.framing
         else train_images
     )
+    masks = None
+    if recipe.wants_masks():
+        from training.background import load_masks
+
+        if not recipe.framing:
+            raise ValueError("lesion masks are used on training-scale pictures: this recipe needs --framing")
+        masks = load_masks(data_dir, arrays["train"][2], SOURCE_SIZE)
     log(f"loaded {len(train_images)} train / {len(val_images)} val images in {time.time() - started:.0f}s")
 
     history: list[EpochReport] = []
@@ -589,6 +605,7 @@ def train(
         deadline=deadline,
         log=log,
         on_epoch=on_epoch,
+        masks=masks,
     )
     history += phase.history
     run["best_epoch"], run["val_balanced_accuracy"] = phase.best_epoch, phase.best_score

@@ -35,6 +35,11 @@ class ExperimentRecipe(Recipe):
     train_batch_norm: bool = option(
         False, "also train the fine-tuned blocks' batch-norm, after restandardize_batch_norm gave it statistics"
     )
+    background_cutout: float = option(
+        0.0,
+        "with --framing: the share of fine-tuning pictures whose surroundings beyond the lesion mask and a "
+        "margin are replaced by a smooth skin-coloured field (training.background). 0: off",
+    )
     pull_to_start: float = option(
         0.0,
         "decoupled L2-SP (Li et al., ICML 2018): after every fine-tuning step, pull each fine-tuned base "
@@ -49,10 +54,39 @@ class ExperimentRecipe(Recipe):
     def augmentation(self):
         return make_augmentation(seed=self.seed, color=self.color_augmentation)
 
-    def training_pictures(self, images: np.ndarray, labels: np.ndarray, weights: np.ndarray):
+    def wants_masks(self) -> bool:
+        return self.background_cutout > 0
+
+    def training_pictures(self, images: np.ndarray, labels: np.ndarray, weights: np.ndarray, masks=None):
+        if self.background_cutout > 0:
+            return self.cut_out_pictures(images, labels, weights, masks), False
         if self.sampling == "shuffle":
             return super().training_pictures(images, labels, weights)
         return resampled_pictures(images, labels, weights, self.sampling, self.seed), True
+
+    def cut_out_pictures(self, images: np.ndarray, labels: np.ndarray, weights: np.ndarray, masks: np.ndarray):
+        """Every picture once an epoch, reshuffled; a ``background_cutout`` share of them cut out
+        around the lesion (training.background), then reframed like the rest."""
+        import tensorflow as tf
+
+        from training.background import cut_background
+
+        if masks is None or len(masks) != len(images):
+            raise ValueError("background cut-out needs one lesion mask per training picture")
+        if not self.framing or self.sampling != "shuffle":
+            raise ValueError("background cut-out works with --framing and the shuffled stream only")
+        masked = tf.data.Dataset.from_tensor_slices(masks)
+        pictures = tf.data.Dataset.zip(picture_slices(images, labels, weights), masked)
+        pictures = pictures.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
+
+        def prepared(slices, mask):
+            x, y, w = slices
+            picture = tf.cast(x, tf.float32)
+            chosen = tf.random.uniform([]) < self.background_cutout
+            picture = tf.cond(chosen, lambda: cut_background(picture, mask), lambda: picture)
+            return self.reframed_input(picture), y, w
+
+        return pictures.map(prepared, num_parallel_calls=tf.data.AUTOTUNE)
 
     def unfreeze(self, base, train_images: np.ndarray, log) -> int:
         if not self.train_batch_norm:
