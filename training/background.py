@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-LESION_LEVEL = 128  # the masks' README: the lesion is where the grey value is >= 128
+from training.lesion_mask import LESION_LEVEL
+from training.robustness import mask_path
+
 MARGIN_PX = 6  # skin kept around the lesion (the border is a feature: ABCD's "B")
 EDGE_SIGMA = 2.0  # px: a soft seam, not a cut a network could learn to look for
 SHADING = 0.08  # the field's low-frequency brightness variation, as skin under a dermatoscope's light
-MASKS_DIRNAME = "masks"
 
 
 def describe_cutout(probability: float) -> str:
@@ -36,7 +37,7 @@ def load_masks(data_dir: Path | str, image_ids: list[str], size: tuple[int, int]
     height, width = size
     masks = np.empty((len(image_ids), height, width), dtype=np.uint8)
     for i, image_id in enumerate(image_ids):
-        path = Path(data_dir) / MASKS_DIRNAME / f"{image_id}.png"
+        path = mask_path(data_dir, image_id)
         if not path.is_file():
             raise FileNotFoundError(f"background cut-out needs a lesion mask for every picture: {path} is missing")
         with Image.open(path) as mask:
