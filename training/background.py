@@ -19,15 +19,15 @@ from PIL import Image
 from training.lesion_mask import LESION_LEVEL
 from training.robustness import mask_path
 
-MARGIN_PX = 6  # skin kept around the lesion (the border is a feature: ABCD's "B")
+MARGIN_PX = 6  # default skin kept around the lesion (the border is a feature: ABCD's "B")
 EDGE_SIGMA = 2.0  # px: a soft seam, not a cut a network could learn to look for
 SHADING = 0.08  # the field's low-frequency brightness variation, as skin under a dermatoscope's light
 
 
-def describe_cutout(probability: float) -> str:
+def describe_cutout(probability: float, margin_px: int = MARGIN_PX) -> str:
     return (
         f"background cut-out (training.background, p {probability}): outside the lesion mask and a "
-        f"{MARGIN_PX} px margin, the picture replaced by its background's mean colour with a smooth "
+        f"{margin_px} px margin, the picture replaced by its background's mean colour with a smooth "
         f"+-{SHADING:.0%} shading, seam blurred (sigma {EDGE_SIGMA} px); before the framing augmentation"
     )
 
@@ -45,16 +45,16 @@ def load_masks(data_dir: Path | str, image_ids: list[str], size: tuple[int, int]
     return masks
 
 
-def cut_background(picture, mask):
+def cut_background(picture, mask, margin_px: int = MARGIN_PX):
     """``picture`` (H, W, 3) float32 0..255 with everything beyond the lesion ``mask`` (H, W) uint8
-    and a margin replaced by a smooth field of the background's mean colour. A picture whose
+    and ``margin_px`` of skin around it replaced by a smooth field of the background's mean colour. A picture whose
     mask has no lesion (or no background) comes back unchanged."""
     import tensorflow as tf
 
     from training.framing import blur
 
     lesion = tf.cast(mask >= LESION_LEVEL, tf.float32)[None, ..., None]
-    size = 2 * MARGIN_PX + 1
+    size = 2 * margin_px + 1
     kept = tf.nn.max_pool2d(lesion, size, 1, "SAME")[0]  # the lesion grown by the margin
     keep = tf.clip_by_value(blur(tf.tile(kept, [1, 1, 3]), EDGE_SIGMA)[..., :1], 0.0, 1.0)
     background = 1.0 - kept

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from training.augment import describe_augmentation
-from training.background import describe_cutout
+from training.background import MARGIN_PX, describe_cutout
 from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
@@ -185,7 +185,7 @@ def describe_training_augmentation(recipe: dict) -> str:
     """What a run's recipe (run.json's) did to its training pictures, in words."""
     parts = [describe_augmentation(recipe.get("color_augmentation", False))]
     if recipe.get("background_cutout"):
-        parts.append(describe_cutout(recipe["background_cutout"]))
+        parts.append(describe_cutout(recipe["background_cutout"], recipe.get("cutout_margin_px", MARGIN_PX)))
     if recipe.get("framing"):
         parts.append(describe_framing())
     return "; ".join(parts)

@@ -46,6 +46,24 @@ def test_the_lesion_and_its_margin_are_kept_and_the_rest_is_a_smooth_skin_field(
     assert np.abs(out[far] - picture[far]).max() > 30  # the hair line was there and is gone
 
 
+def test_a_wider_margin_keeps_the_skin_around_the_lesion_and_still_clears_the_far_background():
+    picture, mask = _picture_and_mask()
+    # Texture in the skin near the lesion (4-9 px beyond its edge along the minor axis, 6-13 along the major):
+    # the default margin replaces part of it, a 20 px margin keeps all of it.
+    near = _ring(mask, 1.0 + 4 / AXES[1], 1.0 + 9 / AXES[1])
+    picture[near] = picture[near] * 0.7
+
+    default = cut_background(picture, mask).numpy()
+    wide = cut_background(picture, mask, margin_px=20).numpy()
+
+    np.testing.assert_allclose(wide[near], picture[near], atol=0.5)
+    assert np.abs(default[near] - picture[near]).max() > 20
+    corner = np.zeros_like(mask, dtype=bool)
+    corner[:12, :12] = True  # beyond any 20 px margin of the ellipse
+    picture_corner_spread = picture[corner].std(axis=0).max()
+    assert wide[corner].std(axis=0).max() < picture_corner_spread
+
+
 def test_a_picture_without_a_lesion_in_its_mask_comes_back_unchanged():
     picture, mask = _picture_and_mask()
 

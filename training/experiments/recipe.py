@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from training.augment import make_augmentation
+from training.background import MARGIN_PX
 from training.classes import CLASSES
 from training.models import unfreeze_top
 from training.train import Recipe, option, picture_slices
@@ -39,6 +40,9 @@ class ExperimentRecipe(Recipe):
         0.0,
         "with --framing: the share of fine-tuning pictures whose surroundings beyond the lesion mask and a "
         "margin are replaced by a smooth skin-coloured field (training.background). 0: off",
+    )
+    cutout_margin_px: int = option(
+        MARGIN_PX, "with --background-cutout: the skin kept around the lesion, in px of the 150x200 training copies"
     )
     pull_to_start: float = option(
         0.0,
@@ -83,7 +87,7 @@ class ExperimentRecipe(Recipe):
             x, y, w = slices
             picture = tf.cast(x, tf.float32)
             chosen = tf.random.uniform([]) < self.background_cutout
-            picture = tf.cond(chosen, lambda: cut_background(picture, mask), lambda: picture)
+            picture = tf.cond(chosen, lambda: cut_background(picture, mask, self.cutout_margin_px), lambda: picture)
             return self.reframed_input(picture), y, w
 
         return pictures.map(prepared, num_parallel_calls=tf.data.AUTOTUNE)
