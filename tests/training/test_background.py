@@ -113,6 +113,17 @@ def test_the_cut_out_stream_cuts_that_share_of_its_pictures_and_needs_framing_an
         every.training_pictures(images, labels, weights, None)
     with pytest.raises(ValueError, match="--framing"):
         ExperimentRecipe(background_cutout=0.5).training_pictures(images, labels, weights, masks)
+    with pytest.raises(ValueError, match="--cutout-margin-px must be 0 or more, not -3"):
+        ExperimentRecipe(geometry="squash", framing=True, background_cutout=0.5, cutout_margin_px=-3).training_pictures(
+            images, labels, weights, masks
+        )
+
+
+def test_the_card_names_the_margin_a_run_kept_and_older_runs_read_as_the_default():
+    from training.export import describe_training_augmentation
+
+    assert "and a 20 px margin" in describe_training_augmentation({"background_cutout": 0.3, "cutout_margin_px": 20})
+    assert f"and a {MARGIN_PX} px margin" in describe_training_augmentation({"background_cutout": 0.3})
 
 
 def test_a_cut_out_run_reads_the_masks_and_its_recipe_says_so(lesion_dataset, tmp_path):

@@ -79,6 +79,8 @@ class ExperimentRecipe(Recipe):
             raise ValueError("background cut-out needs one lesion mask per training picture")
         if not self.framing or self.sampling != "shuffle":
             raise ValueError("background cut-out works with --framing and the shuffled stream only")
+        if self.cutout_margin_px < 0:
+            raise ValueError(f"--cutout-margin-px must be 0 or more, not {self.cutout_margin_px}")
         masked = tf.data.Dataset.from_tensor_slices(masks)
         pictures = tf.data.Dataset.zip(picture_slices(images, labels, weights), masked)
         pictures = pictures.shuffle(len(images), seed=self.seed, reshuffle_each_iteration=True)
