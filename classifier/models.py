@@ -33,6 +33,7 @@ from classifier.vocabulary import (  # noqa: F401  (re-exported: the domain's vo
 from classifier.webhooks import WebhookDelivery, WebhookEndpoint, predictions_finished  # noqa: F401  (models of this app)
 from training.card import MODEL_FILENAME
 from training.classes import FULL_NAMES
+from training.malignancy import MalignancyScore, from_card_entry
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,12 @@ class ModelVersion(models.Model):
     def operating_points(self) -> list[dict]:
         """The card's operating points (training.operating_points), lowest target sensitivity first."""
         return list((self.card.get("operating_points") or {}).get("points") or [])
+
+    @property
+    def malignancy_score(self) -> MalignancyScore:
+        """How this version turns class probabilities into the score its threshold applies to
+        (registration validated the card, so the entry parses)."""
+        return from_card_entry(self.card.get("malignancy_score"))
 
     def threshold_for(self, target_sensitivity: float | None) -> float:
         """The card's threshold for a target sensitivity (None: the card's own threshold)."""

@@ -29,9 +29,10 @@ from classifier.api.throttling import page_upload_wait
 from classifier.audit import Action, audit, audit_many
 from classifier.forms import NOTE_MAX_LENGTH, AttachForm, ClinicianNoteForm, HistoryFilterForm, UploadForm
 from classifier.lib.imaging import THUMBNAIL_CONTENT_TYPE
-from classifier.models import AttachRefused, LesionImage, Prediction, UploadBatch
+from classifier.models import AttachRefused, LesionImage, ModelVersion, Prediction, UploadBatch
 from classifier.uploads import UploadRefused, UploadRejected, store_uploads
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
+from training.malignancy import SUMMED
 
 HISTORY_PAGE_SIZE = 20
 
@@ -148,6 +149,7 @@ def prediction_detail(request, pk: int):
         "image": image,
         "classes": classes,
         "malignant_classes": ", ".join(FULL_NAMES[code].lower() for code in CLASSES if code in MALIGNANT_CLASSES),
+        "score_meaning": _score_meaning(version),
         "flag": version.flag_figures(prediction.flag_threshold) if version else None,
         # A batch of the clinic's: an image attached to another clinic's lesion left its batch behind.
         "batch": entry.batch if entry and entry.batch.clinic_id == image.clinic_id else image.batch,
@@ -156,6 +158,12 @@ def prediction_detail(request, pk: int):
         "attach_form": AttachForm(user=request.user) if image.lesion_id is None else None,
     }
     return render(request, "classifier/prediction.html", context)
+
+
+def _score_meaning(version: ModelVersion | None) -> str:
+    """What the malignancy score means for the version that read the picture (a queued one: the active one)."""
+    version = version or ModelVersion.active()
+    return (version.malignancy_score if version else SUMMED).description
 
 
 @login_required

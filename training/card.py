@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from training.classes import CLASSES
+from training.malignancy import (
+    SUMMED,
+    TARGET_MALIGNANT_SENSITIVITY,
+    MalignancyScore,
+    MalignancyScoreError,
+    from_card_entry,
+)
 from training.preprocessing import DEFAULT_GEOMETRY, GEOMETRIES
 
 MODEL_FILENAME = "model.keras"
@@ -36,10 +43,17 @@ class ModelCard:
     input_size: tuple[int, int]  # (height, width)
     malignant_threshold: float
     raw: dict[str, Any] = field(repr=False, compare=False)
+    # What the threshold applies to: the card's ``malignancy_score`` (none: the three malignant classes' sum).
+    malignancy: MalignancyScore = SUMMED
 
     @property
     def metrics(self) -> dict[str, Any]:
         return self.raw.get("metrics", {})
+
+    @property
+    def target_sensitivity(self) -> float:
+        """The malignant sensitivity the card's threshold was chosen for on validation (0.90 where unsaid)."""
+        return float((self.raw.get("thresholds") or {}).get("target_sensitivity", TARGET_MALIGNANT_SENSITIVITY))
 
     @property
     def geometry(self) -> str:
@@ -72,12 +86,20 @@ def parse_card(data: dict[str, Any]) -> ModelCard:
     threshold = (data.get("thresholds") or {}).get("malignant")
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise CardError("'thresholds.malignant' must be a number between 0 and 1")
+    target = (data.get("thresholds") or {}).get("target_sensitivity", TARGET_MALIGNANT_SENSITIVITY)
+    if not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
+        raise CardError("'thresholds.target_sensitivity' must be a number in (0, 1]")
+    try:
+        malignancy = from_card_entry(data.get("malignancy_score"))
+    except MalignancyScoreError as exc:
+        raise CardError(str(exc)) from exc
     return ModelCard(
         version=version.strip(),
         classes=tuple(classes),
         input_size=(size[0], size[1]),
         malignant_threshold=float(threshold),
         raw=data,
+        malignancy=malignancy,
     )
 
 

@@ -16,11 +16,5 @@ FULL_NAMES: dict[str, str] = {
     "vasc": "Vascular lesion",
 }
 
-# Malignant or pre-malignant: their summed probability is the malignancy score.
+# Malignant or pre-malignant: the malignancy score (training.malignancy) reads these.
 MALIGNANT_CLASSES: frozenset[str] = frozenset({"akiec", "bcc", "mel"})
-
-
-def malignant_probability(probabilities: dict[str, float]) -> float:
-    """P(akiec) + P(bcc) + P(mel), clipped to [0, 1] against float rounding."""
-    total = sum(probabilities.get(code, 0.0) for code in MALIGNANT_CLASSES)
-    return min(max(total, 0.0), 1.0)

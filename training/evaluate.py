@@ -23,12 +23,8 @@ import numpy as np
 from training.calibrate import expected_calibration_error, fit_temperature, softmax
 from training.classes import CLASSES
 from training.data import DEFAULT_SPLIT_FILE
-from training.operating_points import (
-    MALIGNANT_INDICES,
-    choose_malignant_threshold,
-    malignancy_scores,
-    operating_points,
-)
+from training.malignancy import MALIGNANT_INDICES, SUMMED, MalignancyScore, fit
+from training.operating_points import TARGET_MALIGNANT_SENSITIVITY, choose_malignant_threshold, operating_points
 from training.preprocessing import DEFAULT_GEOMETRY
 
 MEL = CLASSES.index("mel")
@@ -39,7 +35,9 @@ VALIDATION_FILENAME = "validation.json"  # written by --validation-only, beside 
 # --- metrics ------------------------------------------------------------------------------
 
 
-def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, malignant_threshold: float) -> dict:
+def compute_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, malignant_threshold: float, score: MalignancyScore = SUMMED
+) -> dict:
     """Every quality number a card reports (balanced accuracy, macro F1, per-class recall and AUC,
     the flag's sensitivity and specificity at the threshold, calibration), for one split and one model."""
     from sklearn.metrics import (
@@ -69,7 +67,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, malignant_thr
         }
     aucs = [v["roc_auc"] for v in per_class.values() if v["roc_auc"] is not None]
 
-    flagged = malignancy_scores(probabilities) >= malignant_threshold
+    flagged = score.of(probabilities) >= malignant_threshold
     malignant = np.isin(labels, MALIGNANT_INDICES)
     melanoma = labels == MEL
     return {
@@ -80,7 +78,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, malignant_thr
         "roc_auc_macro": float(np.mean(aucs)) if aucs else None,
         "per_class": per_class,
         "malignant_threshold": malignant_threshold,
-        # "Flagged" = P(akiec)+P(bcc)+P(mel) >= threshold, what the platform shows.
+        # "Flagged" = the malignancy score >= threshold, what the platform shows.
         "malignant_sensitivity_at_threshold": _rate(flagged, malignant),
         "malignant_specificity_at_threshold": _rate(~flagged, ~malignant),
         "melanoma_recall_at_threshold": _rate(flagged, melanoma),
@@ -99,22 +97,37 @@ def _rate(hit: np.ndarray, among: np.ndarray) -> float | None:
 # --- one run, end to end ---------------------------------------------------------------------
 
 
-def evaluate_logits(val_logits, val_labels, test_logits=None, test_labels=None) -> dict:
-    """Calibrate and threshold on validation, then score validation and (if given) test."""
+def evaluate_logits(
+    val_logits,
+    val_labels,
+    test_logits=None,
+    test_labels=None,
+    target_sensitivity: float = TARGET_MALIGNANT_SENSITIVITY,
+) -> dict:
+    """Calibrate, fit the malignancy score and threshold it on validation, then score validation
+    and (if given) test with those fixed choices."""
     temperature = fit_temperature(val_logits, val_labels)
     val_probabilities = softmax(val_logits, temperature)
-    threshold = choose_malignant_threshold(val_labels, val_probabilities)
-    result = {"temperature": temperature, "malignant_threshold": threshold}
+    score = fit(val_labels, val_probabilities, f"the validation split's {len(val_labels)} images")
+    threshold = choose_malignant_threshold(val_labels, val_probabilities, target_sensitivity, score)
+    result = {
+        "temperature": temperature,
+        "malignancy_score": score.card_entry(),
+        "malignant_threshold": threshold,
+        "target_sensitivity": target_sensitivity,
+    }
     scored = [("val", val_logits, val_labels)]
     if test_logits is not None:
         scored.append(("test", test_logits, test_labels))
     for name, logits, labels in scored:
-        metrics = compute_metrics(labels, softmax(logits, temperature), threshold)
+        metrics = compute_metrics(labels, softmax(logits, temperature), threshold, score)
         metrics["ece_before_temperature"] = expected_calibration_error(softmax(logits), labels)
         metrics["ece_after_temperature"] = metrics["ece"]
         result[name] = metrics
     test_probabilities = None if test_logits is None else softmax(test_logits, temperature)
-    result["operating_points"] = operating_points(val_labels, val_probabilities, test_labels, test_probabilities)
+    result["operating_points"] = operating_points(
+        val_labels, val_probabilities, test_labels, test_probabilities, score=score
+    )
     return result
 
 

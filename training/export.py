@@ -26,6 +26,7 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, parse_card, write_card
 from training.classes import CLASSES, FULL_NAMES, MALIGNANT_CLASSES
 from training.data import SPLIT_FILE_IN_REPO, read_split
 from training.framing import describe_framing
+from training.operating_points import TARGET_MALIGNANT_SENSITIVITY
 from training.preprocessing import DEFAULT_GEOMETRY, SOURCE_SHORT_SIDE
 from training.train import IMBALANCE_MODES
 
@@ -99,10 +100,14 @@ def describe_architecture(recipe: dict) -> str:
     )
 
 
-THRESHOLD_RULE = (
-    "flag as possibly malignant when P(akiec)+P(bcc)+P(mel) >= thresholds.malignant; chosen on the "
-    "validation split as the highest value with >= 90 % sensitivity to akiec+bcc+mel"
-)
+def threshold_rule(target_sensitivity: float) -> str:
+    return (
+        "flag as possibly malignant when the malignancy score (malignancy_score; without one, "
+        "P(akiec)+P(bcc)+P(mel)) >= thresholds.malignant; chosen on the validation split as the highest "
+        f"value with >= {target_sensitivity:.0%} sensitivity to akiec+bcc+mel"
+    )
+
+
 INTENDED_USE = (
     "Research and education: triage support on dermatoscopic images of pigmented skin lesions. "
     "Not a medical device and not for diagnosis. See docs/MODEL_CARD.md."
@@ -144,9 +149,14 @@ def make_card(
         "input_size": [int(s) for s in input_size],
         "input": describe_input(geometry),
         "output": "(N, 7) calibrated probabilities in 'classes' order, summing to 1",
-        "thresholds": {"malignant": evaluation["malignant_threshold"]},
+        "thresholds": {
+            "malignant": evaluation["malignant_threshold"],
+            "target_sensitivity": evaluation.get("target_sensitivity", TARGET_MALIGNANT_SENSITIVITY),
+        },
         "malignant_threshold": evaluation["malignant_threshold"],
-        "threshold_rule": THRESHOLD_RULE,
+        "threshold_rule": threshold_rule(evaluation.get("target_sensitivity", TARGET_MALIGNANT_SENSITIVITY)),
+        # Absent (None) for the plain sum, which is what a card without the entry means.
+        **({"malignancy_score": evaluation["malignancy_score"]} if evaluation.get("malignancy_score") else {}),
         "operating_points": evaluation.get("operating_points"),
         # Filled in by the commands that measure them on validation (they need the lesion masks):
         # training.explanations --write-card, training.robustness --write-card, training.lesion_mask fit.
@@ -223,8 +233,8 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
         how_measured=(
             "Internal test split of HAM10000 (lesion- and duplicate-grouped, stratified by dx, never used for "
             "any choice). Temperature fitted and malignant threshold chosen on the validation split. Top-class "
-            "metrics use the argmax; 'at_threshold' metrics flag an image when P(akiec)+P(bcc)+P(mel) >= the "
-            "threshold. ECE: top-label, 15 equal-width bins."
+            "metrics use the argmax; 'at_threshold' metrics flag an image when its malignancy score (the card's "
+            "malignancy_score, fitted on validation) >= the threshold. ECE: top-label, 15 equal-width bins."
         ),
         compared_with={"baselines_test": baselines},
         trained_on={

@@ -295,7 +295,9 @@ def framing_report(version_dir: Path, data_dir: str, split_file: str, shifts: li
             probabilities = np.concatenate(
                 [model.features_and_probabilities(pixels[s : s + 64])[1] for s in range(0, len(pixels), 64)]
             )
-            report[kind][name] = condition_metrics(labels, probabilities, card.malignant_threshold, None)
+            report[kind][name] = condition_metrics(
+                labels, probabilities, card.malignant_threshold, None, card.malignancy
+            )
         whole_score, framed_score = (report[kind][name]["balanced_accuracy"] for kind in ("whole", "framed"))
         log(f"  {name:<18} whole {whole_score:.3f}  framed {framed_score:.3f}  ({time.perf_counter() - began:.0f} s)")
     shifted = [name for name in names if name != CLEAN]

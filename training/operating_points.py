@@ -19,27 +19,25 @@ import math
 
 import numpy as np
 
-from training.classes import CLASSES, MALIGNANT_CLASSES
+from training.classes import CLASSES
 from training.commands import version_command
+from training.malignancy import MALIGNANT_INDICES, SUMMED, TARGET_MALIGNANT_SENSITIVITY, MalignancyScore
 
-TARGET_MALIGNANT_SENSITIVITY = 0.90  # the platform favours catching malignancy over specificity
 # What a clinic can choose from: the shipped default and one step either side.
 TARGET_SENSITIVITIES = (0.85, TARGET_MALIGNANT_SENSITIVITY, 0.95)
-MALIGNANT_INDICES = [CLASSES.index(code) for code in CLASSES if code in MALIGNANT_CLASSES]
 RULE = (
-    "for each target sensitivity, the highest threshold on P(akiec)+P(bcc)+P(mel) that flags at least that share "
+    "for each target sensitivity, the highest threshold on the malignancy score (the card's malignancy_score; "
+    "without one, P(akiec)+P(bcc)+P(mel)) that flags at least that share "
     "of the validation split's akiec, bcc and mel images; sensitivity and specificity measured on validation "
     "(where the threshold was chosen, so sensitivity meets the target by construction) and on test (scored only)"
 )
 
 
-def malignancy_scores(probabilities: np.ndarray) -> np.ndarray:
-    """P(akiec) + P(bcc) + P(mel), as ``training.classes.malignant_probability``."""
-    return np.clip(probabilities[:, MALIGNANT_INDICES].sum(axis=1), 0.0, 1.0)
-
-
 def choose_malignant_threshold(
-    labels: np.ndarray, probabilities: np.ndarray, target_sensitivity: float = TARGET_MALIGNANT_SENSITIVITY
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    target_sensitivity: float = TARGET_MALIGNANT_SENSITIVITY,
+    score: MalignancyScore = SUMMED,
 ) -> float:
     """The highest threshold t (score >= t flags) that still flags ``target`` of malignant images.
 
@@ -49,14 +47,16 @@ def choose_malignant_threshold(
     positive = np.isin(labels, MALIGNANT_INDICES)
     if not positive.any():
         return 0.5
-    scores = np.sort(malignancy_scores(probabilities)[positive])[::-1]
+    scores = np.sort(score.of(probabilities)[positive])[::-1]
     needed = math.ceil(target_sensitivity * len(scores))
     return math.floor(float(scores[needed - 1]) * 1e4) / 1e4
 
 
-def flag_rates(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
+def flag_rates(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, score: MalignancyScore = SUMMED
+) -> dict:
     """Sensitivity (malignant images flagged) and specificity (benign images not flagged) at a threshold."""
-    flagged = malignancy_scores(probabilities) >= threshold
+    flagged = score.of(probabilities) >= threshold
     malignant = np.isin(labels, MALIGNANT_INDICES)
     return {
         "sensitivity": round(float(flagged[malignant].mean()), 4) if malignant.any() else None,
@@ -72,18 +72,19 @@ def operating_points(
     test_labels: np.ndarray | None = None,
     test_probabilities: np.ndarray | None = None,
     targets: tuple[float, ...] = TARGET_SENSITIVITIES,
+    score: MalignancyScore = SUMMED,
 ) -> dict:
     """The card's ``operating_points`` entry: one point per target, thresholds chosen on validation only."""
     points = []
     for target in targets:
-        threshold = choose_malignant_threshold(val_labels, val_probabilities, target)
+        threshold = choose_malignant_threshold(val_labels, val_probabilities, target, score)
         point = {
             "target_sensitivity": target,
             "threshold": threshold,
-            "val": flag_rates(val_labels, val_probabilities, threshold),
+            "val": flag_rates(val_labels, val_probabilities, threshold, score),
         }
         if test_labels is not None:
-            point["test"] = flag_rates(test_labels, test_probabilities, threshold)
+            point["test"] = flag_rates(test_labels, test_probabilities, threshold, score)
         points.append(point)
     return {"rule": RULE, "points": points}
 
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     probabilities = {
         name: features_and_probabilities(model, images)[1][:, order] for name, (images, _, _) in arrays.items()
     }
-    entry = operating_points(arrays["val"][1], probabilities["val"], arrays["test"][1], probabilities["test"])
+    entry = operating_points(
+        arrays["val"][1], probabilities["val"], arrays["test"][1], probabilities["test"], score=card.malignancy
+    )
     raw = json.loads((args.version_dir / CARD_FILENAME).read_text(encoding="utf-8"))
     write_card(args.version_dir, add_to_card(raw, entry))
     print(json.dumps(entry, indent=2))

@@ -28,6 +28,7 @@ from training.classes import CLASSES
 from training.evaluate import compute_metrics, evaluate_logits
 from training.export import build_calibrated_model, describe_imbalance, loss_weights_of, make_card
 from training.fit_ood import fit_ood_entries
+from training.malignancy import TARGET_MALIGNANT_SENSITIVITY
 from training.ood import OOD_FILENAME, OodDetector, save_detector
 from training.preprocessing import DEFAULT_GEOMETRY
 from training.train import NO_DEADLINE, EpochReport, Recipe, class_weights, train_head
@@ -138,7 +139,9 @@ def retrain_head(
     if base is not None:
         test_pixels = pictures.pixels("test", base_card.input_size, base_card.geometry)
         probabilities = served_probabilities(base, base_card, test_pixels, served)
-        incumbent_metrics = compute_metrics(labels["test"], probabilities, base.malignant_threshold)
+        incumbent_metrics = compute_metrics(
+            labels["test"], probabilities, base.malignant_threshold, base_card.malignancy
+        )
 
     recipe = Recipe(
         input_size=input_size, head_epochs=epochs, head_lr=LEARNING_RATE[start_from], logit_adjustment=adjustment
@@ -152,7 +155,10 @@ def retrain_head(
 
     val_logits = head.predict(features["val"], verbose=0)
     test_logits = head.predict(features["test"], verbose=0)
-    evaluation = evaluate_logits(val_logits, labels["val"], test_logits, labels["test"])
+    # The base's default operating point carries over: it was chosen on the shifted validation pictures,
+    # which a clinic's labelled pictures cannot stand in for.
+    target = base_card.target_sensitivity if base_card else TARGET_MALIGNANT_SENSITIVITY
+    evaluation = evaluate_logits(val_logits, labels["val"], test_logits, labels["test"], target)
 
     card = make_card(
         version,

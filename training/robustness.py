@@ -37,6 +37,7 @@ from training.card import CARD_FILENAME, MODEL_FILENAME, CardError, ModelCard, r
 from training.classes import CLASSES
 from training.commands import add_split_choice, version_command
 from training.data import DEFAULT_SPLIT_FILE, SPLIT_FILE_IN_REPO, image_path, read_split
+from training.malignancy import SUMMED, MalignancyScore
 from training.ood import FLAGGED_ABOVE, load_detector
 from training.preprocessing import GEOMETRIES, check_geometry, input_box, to_model_input
 from training.shifts import SHIFTS, Shifted, apply_shift, describe
@@ -236,10 +237,12 @@ def run_condition(
 # --- the report ------------------------------------------------------------------------------
 
 
-def condition_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float, flags) -> dict:
+def condition_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, flags, score: MalignancyScore = SUMMED
+) -> dict:
     from training.evaluate import compute_metrics
 
-    full = compute_metrics(labels, probabilities, threshold)
+    full = compute_metrics(labels, probabilities, threshold, score)
     return {
         "balanced_accuracy": full["balanced_accuracy"],
         "macro_f1": full["macro_f1"],
@@ -302,7 +305,7 @@ def robustness_report(
     image_ids = rows["image_id"].tolist()
     labels = labels_of(rows)
     originals = load_originals(data_dir, image_ids)
-    threshold = model.card.malignant_threshold
+    threshold, score = model.card.malignant_threshold, model.card.malignancy
     log(f"{model.card.version}: {len(rows)} {split} images, {len(shifts)} shifts")
 
     conditions = {}
@@ -310,8 +313,8 @@ def robustness_report(
         began = time.perf_counter()
         probabilities, flags = run_condition(model, originals, image_ids, None if name == CLEAN else name, seed)
         if name == CLEAN and ensemble_with:
-            threshold = choose_malignant_threshold(labels, probabilities)
-        conditions[name] = condition_metrics(labels, probabilities, threshold, flags)
+            threshold = choose_malignant_threshold(labels, probabilities, model.card.target_sensitivity, score)
+        conditions[name] = condition_metrics(labels, probabilities, threshold, flags, score)
         conditions[name]["seconds"] = round(time.perf_counter() - began, 1)
         entry = conditions[name]
         log(

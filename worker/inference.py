@@ -12,7 +12,6 @@ from django.db import transaction
 from classifier.models import ModelVersion, Prediction
 from classifier.object_storage import READ_UNAVAILABLE, STORAGE_ERRORS
 from training.card import card_digest
-from training.classes import malignant_probability
 from training.lesion_mask import outline
 from training.ood import FLAGGED_ABOVE
 from training.preprocessing import input_box, to_model_input
@@ -97,7 +96,8 @@ def run_predictions(prediction_ids: list[int], task_id: str, fill_batch: bool = 
         results = []
         for prediction, row, reading in zip(chunk, outputs.probabilities, readings, strict=True):
             by_class = {code: float(p) for code, p in zip(model.card.classes, row, strict=True)}
-            fields = Prediction.done_fields(version, by_class, malignant_probability(by_class), per_image_ms, **reading)
+            score = model.card.malignancy.of_one(by_class)  # what the card's threshold was chosen on
+            fields = Prediction.done_fields(version, by_class, score, per_image_ms, **reading)
             results.append((prediction, fields))
         # One commit for the chunk, not one per row: a PostgreSQL commit waits for
         # its WAL flush (2-9 ms measured), so 32 commits cost as much as a LiteRT

@@ -6,7 +6,8 @@ import numpy as np
 
 from training.calibrate import expected_calibration_error, fit_temperature, softmax
 from training.classes import CLASSES
-from training.evaluate import choose_malignant_threshold, compute_metrics, majority_baseline, malignancy_scores
+from training.evaluate import choose_malignant_threshold, compute_metrics, majority_baseline
+from training.malignancy import summed as malignancy_scores
 from training.train import class_weights
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from training.classes import CLASSES
-from training.operating_points import flag_rates, malignancy_scores, operating_points
+from training.malignancy import summed as malignancy_scores
+from training.operating_points import flag_rates, operating_points
 
 MEL, NV = CLASSES.index("mel"), CLASSES.index("nv")
 
