@@ -100,6 +100,11 @@ def describe_architecture(recipe: dict) -> str:
     )
 
 
+# How a card's metrics say the flag was counted (training.fit_malignancy rewrites older cards' wording).
+SUMMED_FLAG = "P(akiec)+P(bcc)+P(mel) >= the threshold"
+FITTED_FLAG = "its malignancy score (the card's malignancy_score, fitted on the validation split) >= the threshold"
+
+
 def threshold_rule(target_sensitivity: float) -> str:
     return (
         "flag as possibly malignant when the malignancy score (malignancy_score; without one, "
@@ -233,8 +238,8 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
         how_measured=(
             "Internal test split of HAM10000 (lesion- and duplicate-grouped, stratified by dx, never used for "
             "any choice). Temperature fitted and malignant threshold chosen on the validation split. Top-class "
-            "metrics use the argmax; 'at_threshold' metrics flag an image when its malignancy score (the card's "
-            "malignancy_score, fitted on validation) >= the threshold. ECE: top-label, 15 equal-width bins."
+            f"metrics use the argmax; 'at_threshold' metrics flag an image when {FITTED_FLAG}. "
+            "ECE: top-label, 15 equal-width bins."
         ),
         compared_with={"baselines_test": baselines},
         trained_on={

@@ -27,7 +27,7 @@ from training.card import CARD_FILENAME, LITERT_FILENAME, MODEL_FILENAME, read_c
 from training.classes import CLASSES
 from training.commands import version_command
 from training.evaluate import compute_metrics
-from training.export import threshold_rule
+from training.export import FITTED_FLAG, SUMMED_FLAG, threshold_rule
 from training.malignancy import TARGET_MALIGNANT_SENSITIVITY, fit
 from training.operating_points import TARGET_SENSITIVITIES, choose_malignant_threshold, operating_points
 
@@ -62,11 +62,8 @@ def refit_card(
             continue
         measured = compute_metrics(*scored, threshold, score)
         metrics[name] = {**metrics[name], **{key: measured[key] for key in FLAG_KEYS}}
-    if score.card_entry() is not None and "how_measured" in metrics:
-        metrics["how_measured"] = metrics["how_measured"].split(" Flag figures: ")[0] + (
-            " Flag figures: the 'at_threshold' metrics flag an image when the card's malignancy_score (fitted "
-            "on the validation split, training.fit_malignancy) >= the threshold."
-        )
+    if score.card_entry() is not None and SUMMED_FLAG in metrics.get("how_measured", ""):
+        metrics["how_measured"] = metrics["how_measured"].replace(SUMMED_FLAG, FITTED_FLAG)
     entry = operating_points(labels, probabilities, *(test or (None, None)), targets=targets, score=score)
     refitted = {
         **card,
