@@ -107,37 +107,49 @@ def derive_version(source: Path, target: Path) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = version_command(__doc__, cache=True)
-    parser.add_argument("--derive-from", type=Path, help="a version whose network the new version keeps")
-    parser.add_argument("--target-sensitivity", type=float, default=TARGET_MALIGNANT_SENSITIVITY)
-    args = parser.parse_args(argv)
-
+def refit_version(version_dir: Path, data_dir, split_file, cache_dir: str | None, target_sensitivity: float) -> dict:
+    """Run the version on validation and test, refit its score and flag, write its card; return the card."""
     import keras
 
     from training.fit_ood import features_and_probabilities
     from training.train import load_split_arrays
 
-    if args.derive_from:
-        card = derive_version(args.derive_from, args.version_dir)
-        write_card(args.version_dir, card)
-    typed = read_card(args.version_dir)
-    model = keras.saving.load_model(args.version_dir / MODEL_FILENAME, compile=False)
-    arrays = load_split_arrays(
-        args.data_dir, args.split_file, typed.input_size, args.cache_dir or None, ("val", "test"), typed.geometry
-    )
+    typed = read_card(version_dir)
+    model = keras.saving.load_model(version_dir / MODEL_FILENAME, compile=False)
+    arrays = load_split_arrays(data_dir, split_file, typed.input_size, cache_dir, ("val", "test"), typed.geometry)
     order = [typed.classes.index(code) for code in CLASSES]
     scored = {
         name: (labels, features_and_probabilities(model, images)[1][:, order])
         for name, (images, labels, _) in arrays.items()
+        if len(images)  # a split file without test rows: validation only
     }
-    card = refit_card(typed.raw, scored["val"], scored["test"], args.target_sensitivity)
-    write_card(args.version_dir, card)
-    print(
-        json.dumps(
-            {key: card[key] for key in ("malignancy_score", "thresholds", "operating_points") if key in card}, indent=2
+    if "val" not in scored:
+        raise ValueError(f"{split_file} has no validation rows to fit the malignancy score on")
+    card = refit_card(typed.raw, scored["val"], scored.get("test"), target_sensitivity)
+    write_card(version_dir, card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = version_command(__doc__, cache=True)
+    parser.add_argument("--derive-from", type=Path, help="a version whose network the new version keeps")
+    parser.add_argument("--target-sensitivity", type=float, default=TARGET_MALIGNANT_SENSITIVITY)
+    args = parser.parse_args(argv)
+    if not 0.0 < args.target_sensitivity <= 1.0:
+        parser.error(f"--target-sensitivity must be in (0, 1], not {args.target_sensitivity}")
+
+    if args.derive_from:
+        write_card(args.version_dir, derive_version(args.derive_from, args.version_dir))
+    try:
+        card = refit_version(
+            args.version_dir, args.data_dir, args.split_file, args.cache_dir or None, args.target_sensitivity
         )
-    )
+    except BaseException:
+        if args.derive_from:  # never leave a half-made version where the registry would find it
+            shutil.rmtree(args.version_dir, ignore_errors=True)
+        raise
+    shown = ("malignancy_score", "thresholds", "operating_points")
+    print(json.dumps({key: card[key] for key in shown if key in card}, indent=2))
 
 
 if __name__ == "__main__":
