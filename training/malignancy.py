@@ -30,7 +30,7 @@ SUM, LOGISTIC = "sum", "logistic"
 TARGET_MALIGNANT_SENSITIVITY = 0.90
 FEATURES = tuple(f"log_p_{code}" for code in CLASSES) + ("logit_malignant_sum",)
 # Strong L2 (scikit-learn's C): eight weights on a few hundred malignant pictures; weaker
-# penalties (C 0.1, 1) cross-fitted worse on validation (docs/MODEL_CARD.md).
+# penalties (C 0.1, 1) cross-fitted lower specificity at the 95 % point (docs/MODEL_CARD.md).
 REGULARISATION_C = 0.01
 MIN_PICTURES_PER_SIDE = 30  # fewer malignant (or benign) validation pictures: keep the sum
 EPSILON = 1e-6  # probabilities are clipped here before the logs: a softmax can round to 0 or 1
