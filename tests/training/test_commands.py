@@ -18,7 +18,7 @@ import pytest
 from training.train import Recipe, recipe_from, recipe_parser
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "mobilenetv2-150-v4" / "card.json"
+SHIPPED = REPO / "models" / "mobilenetv2-150-v5" / "card.json"  # v4's network, so v4's recipe
 # runpy runs a module that its package's tests have imported already: harmless here.
 pytestmark = pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")
 DOCUMENTED = [(REPO / "README.md", "### Training it again"), (REPO / "docs" / "MODEL_CARD.md", "## Reproduce")]
