@@ -78,7 +78,10 @@ class ModelVersion(models.Model):
     )
     card = models.JSONField()
     malignant_threshold = models.FloatField(
-        help_text="Malignancy flag threshold on P(akiec)+P(bcc)+P(mel), from the card."
+        help_text=(
+            "Malignancy flag threshold on the version's malignancy score (the card's malignancy_score; "
+            "without one, P(akiec)+P(bcc)+P(mel)), from the card."
+        )
     )
     is_active = models.BooleanField(default=False)
     registered_at = models.DateTimeField(default=timezone.now)
