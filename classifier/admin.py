@@ -387,8 +387,8 @@ class ModelVersionAdmin(AdminTables):
 
     list_display = ["name", "gate_result", "balanced_accuracy", "melanoma_recall", "macro_f1", "calibration_error",
                     "held_out_images", "operating_point", "registered_at", "activate_button"]  # fmt: skip
-    fields = ["name", "is_active", "root", "folder", "operating_points", "registered_at", "activated_at",
-              "test_figures", "validation_figures", "gate"]  # fmt: skip
+    fields = ["name", "is_active", "root", "folder", "malignancy_score", "operating_points", "registered_at",
+              "activated_at", "test_figures", "validation_figures", "gate"]  # fmt: skip
     readonly_fields = fields
     inlines = [ModelActivationInline]
 
@@ -443,6 +443,11 @@ class ModelVersionAdmin(AdminTables):
             fraction(version.malignant_threshold), target, fraction(figures.sensitivity),
             fraction(figures.false_alarm_rate), figures.measured_on,
         )  # fmt: skip
+
+    @admin.display(description="Malignancy score")
+    def malignancy_score(self, version):
+        """What the flag's threshold applies to: versions read the same probabilities differently."""
+        return version.malignancy_score.description.capitalize() + "."
 
     @admin.display(description="Malignancy flag: operating point")
     def operating_points(self, version):

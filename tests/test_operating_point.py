@@ -111,3 +111,25 @@ def test_a_refreshed_card_keeps_the_chosen_point_at_its_new_threshold(tmp_path, 
 
     version.refresh_from_db()
     assert (version.target_sensitivity, version.malignant_threshold) == (0.95, 0.13)
+
+
+def test_the_api_and_the_admin_say_what_each_version_s_score_is(version, admin_user, client):
+    from tests.conftest import token_client
+    from tests.test_malignancy_score import FITTED
+    from training.malignancy import SUMMED, from_card_entry
+
+    fitted = ModelVersion.objects.create(
+        name="v-fitted", directory="v-fitted", card={**CARD, "version": "v-fitted", "malignancy_score": FITTED},
+        malignant_threshold=0.21,
+    )  # fmt: skip
+    api = token_client(admin_user)
+
+    summed = api.get(f"/api/v1/model-versions/{version.pk}/").json()["malignancy_score"]
+    logistic = api.get(f"/api/v1/model-versions/{fitted.pk}/").json()["malignancy_score"]
+
+    assert summed == {"kind": "sum", "meaning": SUMMED.description}
+    assert logistic["kind"] == "logistic" and logistic["weights"] == FITTED["weights"]
+    assert logistic["meaning"] == from_card_entry(FITTED).description
+    verified_login(client, admin_user)
+    page = client.get(f"/admin/classifier/modelversion/{fitted.pk}/change/").content.decode()
+    assert "fitted on the validation split" in page

@@ -472,12 +472,13 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     activation_warnings = serializers.SerializerMethodField()
     activations = ModelActivationSerializer(many=True, read_only=True)
     operating_points = serializers.SerializerMethodField()
+    malignancy_score = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "url", "name", "is_active", "root", "malignant_threshold", "target_sensitivity",
-                  "operating_points", "metrics", "gate", "activation_warnings", "registered_at", "activated_at",
-                  "activations"]  # fmt: skip
+        fields = ["id", "url", "name", "is_active", "root", "malignancy_score", "malignant_threshold",
+                  "target_sensitivity", "operating_points", "metrics", "gate", "activation_warnings",
+                  "registered_at", "activated_at", "activations"]  # fmt: skip
         read_only_fields = fields
 
     @extend_schema_field(
@@ -491,6 +492,19 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     )
     def get_operating_points(self, version: ModelVersion) -> list[dict]:
         return version.operating_points
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "description": "What malignant_probability is for this version's readings, and so what its threshold "
+            "applies to: kind 'sum' (P(akiec)+P(bcc)+P(mel)) or 'logistic' (a regression on the seven class "
+            "probabilities fitted on validation, with its weights), and a sentence saying what it means.",
+            "properties": {"kind": {"type": "string", "enum": ["sum", "logistic"]}, "meaning": {"type": "string"}},
+        }
+    )
+    def get_malignancy_score(self, version: ModelVersion) -> dict:
+        score = version.malignancy_score
+        return {**(score.card_entry() or {"kind": score.kind}), "meaning": score.description}
 
     @extend_schema_field({"type": "object"})
     def get_metrics(self, version: ModelVersion) -> dict:
