@@ -33,6 +33,7 @@ FEATURES = tuple(f"log_p_{code}" for code in CLASSES) + ("logit_malignant_sum",)
 # penalties (C 0.1, 1) cross-fitted lower specificity at the 95 % point (docs/MODEL_CARD.md).
 REGULARISATION_C = 0.01
 MIN_PICTURES_PER_SIDE = 30  # fewer malignant (or benign) validation pictures: keep the sum
+WEIGHT_DECIMALS = 6
 EPSILON = 1e-6  # probabilities are clipped here before the logs: a softmax can round to 0 or 1
 
 
@@ -88,8 +89,8 @@ class MalignancyScore:
         return {
             "kind": LOGISTIC,
             "features": list(FEATURES),
-            "weights": [round(w, 6) for w in self.weights],
-            "intercept": round(self.intercept, 6),
+            "weights": [round(w, WEIGHT_DECIMALS) for w in self.weights],
+            "intercept": round(self.intercept, WEIGHT_DECIMALS),
             "fitted_on": self.fitted_on,
             "meaning": self.description,
         }
@@ -133,6 +134,6 @@ def fit(labels: np.ndarray, probabilities: np.ndarray, fitted_on: str) -> Malign
         return SUMMED
     regression = LogisticRegression(C=REGULARISATION_C, max_iter=5000)
     regression.fit(features(np.asarray(probabilities, dtype=np.float64)), malignant)
-    return MalignancyScore(
-        LOGISTIC, tuple(float(w) for w in regression.coef_[0]), float(regression.intercept_[0]), fitted_on
-    )
+    # Rounded as the card stores them, so thresholds chosen on this score are the served score's.
+    weights = tuple(round(float(w), WEIGHT_DECIMALS) for w in regression.coef_[0])
+    return MalignancyScore(LOGISTIC, weights, round(float(regression.intercept_[0]), WEIGHT_DECIMALS), fitted_on)

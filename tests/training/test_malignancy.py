@@ -107,3 +107,10 @@ def test_a_card_names_the_sensitivity_its_threshold_was_chosen_for():
     )
     with pytest.raises(CardError, match="thresholds.target_sensitivity"):
         parse_card({**tiny_card("v"), "thresholds": {"malignant": 0.2, "target_sensitivity": 1.5}})
+
+
+def test_the_fitted_score_is_the_one_its_card_entry_serves_exactly():
+    labels, probabilities = confusable(600, seed=4)
+    score = fit(labels, probabilities, "generated validation")
+
+    assert from_card_entry(score.card_entry()) == score  # thresholds chosen on it hold when served
