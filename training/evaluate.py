@@ -1,10 +1,11 @@
 """Score trained runs on the lesion-grouped split, calibrate them, and write the report.
 
 Pipeline order: logits on validation and test; the temperature fitted on
-validation; the malignancy threshold chosen on validation (>= 90 % sensitivity to
-akiec + bcc + mel); then every metric on test with those fixed choices; the same
-for the custom-CNN baseline and the majority-class baseline; then the report
-files (metrics JSON, confusion matrix JSON + PNG, training curves PNG).
+validation; the malignancy score fitted on validation (training.malignancy) and its
+threshold chosen there (>= 90 % sensitivity to akiec + bcc + mel); then every
+metric on test with those fixed choices; the same for the custom-CNN baseline and
+the majority-class baseline; then the report files (metrics JSON, confusion matrix
+JSON + PNG, training curves PNG).
 
     python -m training.evaluate --run training_runs/mnv2_150 --baseline-run training_runs/cnn_150 \\
         --report-dir training_runs/mnv2_150/report

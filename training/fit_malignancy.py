@@ -50,9 +50,9 @@ def refit_card(
     """The card with a malignancy score fitted on ``val`` (labels, probabilities in ``CLASSES`` order),
     its threshold for ``target_sensitivity`` and every operating point chosen there, and the flag's
     figures measured on ``val`` and on ``test`` (scored only)."""
-    targets = tuple(sorted({*TARGET_SENSITIVITIES, target_sensitivity}))
     if not 0.0 < target_sensitivity <= 1.0:
         raise ValueError(f"the target sensitivity must be in (0, 1], not {target_sensitivity}")
+    targets = tuple(sorted({*TARGET_SENSITIVITIES, target_sensitivity}))
     labels, probabilities = val
     score = fit(labels, probabilities, f"the validation split's {len(labels)} images (calibrated probabilities)")
     threshold = choose_malignant_threshold(labels, probabilities, target_sensitivity, score)

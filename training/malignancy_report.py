@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -29,16 +28,11 @@ import numpy as np
 
 from training.data import DEFAULT_SPLIT_FILE, SPLIT_FILE_IN_REPO
 from training.malignancy import MALIGNANT_INDICES, REGULARISATION_C, SUMMED, features
-from training.operating_points import TARGET_SENSITIVITIES
+from training.operating_points import TARGET_SENSITIVITIES, highest_threshold
 
 REPORT_FILENAME = "malignancy_score.json"
 CLEAN = "clean"
 OWN_THRESHOLD_TARGET = 0.90
-
-
-def _threshold(scores: np.ndarray, malignant: np.ndarray, target: float) -> float:
-    ranked = np.sort(scores[malignant])[::-1]
-    return float(ranked[math.ceil(target * len(ranked)) - 1])
 
 
 def _rates(scores: np.ndarray, malignant: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -59,7 +53,7 @@ def score_figures(scores: dict[str, np.ndarray], malignant: np.ndarray) -> dict:
         "points": [],
     }
     for target in TARGET_SENSITIVITIES:
-        threshold = _threshold(scores[CLEAN], malignant, target)
+        threshold = highest_threshold(scores[CLEAN], malignant, target)
         over_shifts = np.array([_rates(scores[s], malignant, threshold) for s in shifts]) if shifts else None
         figures["points"].append(
             {
@@ -70,7 +64,9 @@ def score_figures(scores: dict[str, np.ndarray], malignant: np.ndarray) -> dict:
                 "worst_shift_sensitivity": None if over_shifts is None else float(over_shifts[:, 0].min()),
             }
         )
-    own = [_rates(scores[s], malignant, _threshold(scores[s], malignant, OWN_THRESHOLD_TARGET))[1] for s in shifts]
+    own = [
+        _rates(scores[s], malignant, highest_threshold(scores[s], malignant, OWN_THRESHOLD_TARGET))[1] for s in shifts
+    ]
     figures["shifts_specificity_at_own_90"] = float(np.mean(own)) if own else None
     return figures
 

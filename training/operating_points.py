@@ -47,9 +47,13 @@ def choose_malignant_threshold(
     positive = np.isin(labels, MALIGNANT_INDICES)
     if not positive.any():
         return 0.5
-    scores = np.sort(score.of(probabilities)[positive])[::-1]
-    needed = math.ceil(target_sensitivity * len(scores))
-    return math.floor(float(scores[needed - 1]) * 1e4) / 1e4
+    return math.floor(highest_threshold(score.of(probabilities), positive, target_sensitivity) * 1e4) / 1e4
+
+
+def highest_threshold(scores: np.ndarray, positive: np.ndarray, target_sensitivity: float) -> float:
+    """The highest t for which ``scores >= t`` flags at least ``target_sensitivity`` of the positive rows."""
+    ranked = np.sort(scores[positive])[::-1]
+    return float(ranked[math.ceil(target_sensitivity * len(ranked)) - 1])
 
 
 def flag_rates(
