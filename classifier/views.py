@@ -150,6 +150,10 @@ def prediction_detail(request, pk: int):
         "classes": classes,
         "malignant_classes": ", ".join(FULL_NAMES[code].lower() for code in CLASSES if code in MALIGNANT_CLASSES),
         "score_meaning": _score_meaning(version),
+        # One decimal, as static/prediction.js writes them: a fitted score's threshold (v5: 11.5 %) would
+        # round to a whole percent that a score just under it also shows, beside "not flagged".
+        "score_percent": _one_decimal(prediction.malignant_probability),
+        "threshold_percent": _one_decimal(prediction.flag_threshold),
         "flag": version.flag_figures(prediction.flag_threshold) if version else None,
         # A batch of the clinic's: an image attached to another clinic's lesion left its batch behind.
         "batch": entry.batch if entry and entry.batch.clinic_id == image.clinic_id else image.batch,
@@ -158,6 +162,10 @@ def prediction_detail(request, pk: int):
         "attach_form": AttachForm(user=request.user) if image.lesion_id is None else None,
     }
     return render(request, "classifier/prediction.html", context)
+
+
+def _one_decimal(fraction: float | None) -> str:
+    return "" if fraction is None else f"{100 * fraction:.1f}"
 
 
 def _score_meaning(version: ModelVersion | None) -> str:

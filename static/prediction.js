@@ -37,8 +37,8 @@
     // Without a reading (out of distribution) the API gives no class, no top probability and no flag.
     set("top_class_name", data.top_class_name || "");
     set("top_probability", data.top_probability === null ? "–" : percent(data.top_probability));
-    set("malignant_probability", wholePercent(data.malignant_probability));
-    set("malignant_threshold", wholePercent(data.malignant_threshold));
+    set("malignant_probability", data.malignant_probability == null ? "–" : percent(data.malignant_probability));
+    set("malignant_threshold", data.malignant_threshold == null ? "–" : percent(data.malignant_threshold));
     set("flag_meaning", flagMeaning(data.flag_figures));
     set("model_version", data.model_version || "—");
     set("top_probability_again", data.top_probability === null ? "–" : percent(data.top_probability));

@@ -118,8 +118,8 @@ def test_the_result_page_says_what_the_flag_means_in_one_unit(owner_web, owner, 
 
     page = " ".join(owner_web.get(f"/predictions/{prediction.pk}/").content.decode().split())
 
-    assert 'Malignancy score <strong><span data-field="malignant_probability">96</span> %</strong>' in page
-    assert 'Flagged as suspicious from <span data-field="malignant_threshold">21</span> %' in page
+    assert 'Malignancy score <strong><span data-field="malignant_probability">96.4</span> %</strong>' in page
+    assert 'Flagged as suspicious from <span data-field="malignant_threshold">21.0</span> %' in page
     assert ("At this threshold the model caught about 84 % of malignant lesions and also flagged about 28 % of "
             "benign ones (held-out test images of HAM10000, not from your clinic).") in page  # fmt: skip
     assert "P(akiec)" not in page and "0.964" not in page

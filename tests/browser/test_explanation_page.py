@@ -7,6 +7,7 @@ heatmap and the out-of-distribution check are the ones clinicians get.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,11 @@ def test_the_heatmap_overlay_turns_on_and_off(page, live_server, celery_worker, 
 
     assert page.locator('[data-field="top_class_name"]').is_visible()
     assert page.get_by_text("does not look like a dermatoscopic image").is_hidden()
+    # The reading the page drew as it arrived: the shipped card's score and threshold, to one decimal.
+    card = read_card(SHIPPED)
+    assert page.locator('[data-field="malignant_threshold"]').inner_text() == f"{100 * card.malignant_threshold:.1f}"
+    assert re.fullmatch(r"\d{1,3}\.\d", page.locator('[data-field="malignant_probability"]').inner_text())
+    assert card.malignancy.description in page.locator("body").inner_text()
     toggle = page.get_by_role("button", name="Show heatmap")
     heatmap = page.locator("canvas#heatmap")
     legend = page.locator('[data-field="heatmap_legend"]')
