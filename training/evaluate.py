@@ -270,6 +270,8 @@ def write_report(report: dict, run_dir: Path, baseline_run: Path | None, report_
     for run, name in ((run_dir, "training_curves.png"), (baseline_run, "custom_cnn_training_curves.png")):
         if run is not None:
             history = json.loads((run / RUN_FILENAME).read_text(encoding="utf-8"))["history"]
+            if not history:  # an ensemble (training.ensemble) was merged, not trained
+                continue
             plot_training_curves(history, report_dir / name, f"{run.name}: training curves")
 
 

@@ -87,7 +87,15 @@ def split_counts(split_file: Path | str) -> dict:
     }
 
 
-def describe_architecture(recipe: dict) -> str:
+def describe_architecture(recipe: dict, ensemble: dict | None = None) -> str:
+    if ensemble:
+        names = ", ".join(member["version"] for member in ensemble["members"])
+        return (
+            f"An ensemble of {len(ensemble['members'])} MobileNetV2 networks ({names}) in one model: the ImageNet "
+            f"layers before {ensemble['shared_stem_until']} computed once and shared, each member's fine-tuned "
+            f"layers after them, then {ensemble['combination']}; temperature-scaled softmax. "
+            "Rescaling to [-1, 1] inside the model."
+        )
     if recipe["arch"] == "mobilenetv2":
         return (
             "MobileNetV2 (alpha 1.0, ImageNet weights, no top) called with training=False, "
@@ -196,8 +204,10 @@ def loss_weights_of(recipe: dict) -> str:
     return "balanced"
 
 
-def describe_training_augmentation(recipe: dict) -> str:
-    """What a run's recipe (run.json's) did to its training pictures, in words."""
+def describe_training_augmentation(recipe: dict, ensemble: dict | None = None) -> str:
+    """What a run's recipe (run.json's) did to its training pictures, in words; an ensemble's, per member."""
+    if ensemble:
+        return " | ".join(f"{m['version']}: {m['recipe']['augmentation']}" for m in ensemble["members"])
     parts = [describe_augmentation(recipe.get("color_augmentation", False))]
     if recipe.get("background_cutout"):
         parts.append(describe_cutout(recipe["background_cutout"], recipe.get("cutout_margin_px", MARGIN_PX)))
@@ -208,7 +218,7 @@ def describe_training_augmentation(recipe: dict) -> str:
 
 def shipped_card(version: str, run: dict, report: dict, split_file: str, created: str) -> dict:
     """The card of a trained run (run.json) scored by training.evaluate (its report), for models/<version>/."""
-    recipe = run["recipe"]
+    recipe, ensemble = run["recipe"], run.get("ensemble")
 
     def summary(entry: dict) -> dict | None:
         if entry.get("test") is None:
@@ -230,7 +240,7 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
     return make_card(
         version,
         created,
-        architecture=describe_architecture(recipe),
+        architecture=describe_architecture(recipe, ensemble),
         keras_version=run.get("hardware", {}).get("keras", ""),
         input_size=recipe["input_size"],
         geometry=recipe.get("geometry", DEFAULT_GEOMETRY),
@@ -258,7 +268,7 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
             ),
             "imbalance_comparison_val_balanced_accuracy": run.get("imbalance_comparison_val_balanced_accuracy"),
             "class_weights": run.get("class_weights"),
-            "augmentation": describe_training_augmentation(recipe),
+            "augmentation": describe_training_augmentation(recipe, ensemble),
             "optimizer": "Adam, categorical cross-entropy on logits; cosine-decayed learning rate in fine-tuning",
             "best_epoch": run.get("best_epoch"),
             "weight_average": run.get("weight_average"),
@@ -269,6 +279,7 @@ def shipped_card(version: str, run: dict, report: dict, split_file: str, created
             "fine_tuned_layers": run.get("fine_tuned_layers"),
             "train_minutes": round(run["train_seconds"] / 60, 1),
             "hardware": run.get("hardware"),
+            **({"ensemble": ensemble} if ensemble else {}),
         },
     )
 

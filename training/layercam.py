@@ -243,6 +243,11 @@ def _backward(layer, inputs: list, output, forward_output, gradient) -> list:
         return [gradient[:, top : top + height, left : left + width, :]]
     if isinstance(layer, keras.layers.Add):
         return [gradient for _ in inputs]
+    if isinstance(layer, keras.layers.Concatenate):  # an ensemble's members side by side (training.ensemble)
+        if layer.axis not in (-1, len(output.shape) - 1):
+            raise ValueError(f"cannot back-propagate through {layer.name}: joins axis {layer.axis}, not channels")
+        ends = np.cumsum([tensor.shape[-1] for tensor in inputs])
+        return [gradient[..., end - tensor.shape[-1] : end] for tensor, end in zip(inputs, ends, strict=True)]
     if isinstance(layer, keras.layers.Dropout):
         return [gradient]
     raise ValueError(f"cannot back-propagate through {layer.name} ({kind}): no hand-written gradient for it")
