@@ -11,7 +11,11 @@ sensitivity and specificity at those same thresholds (what serving would do), an
 shifts' specificity at each shift's own 90 % threshold (discrimination under the shift).
 
     python -m training.malignancy_report models/mobilenetv2-150-v4 --data-dir ../shared/data/ham10000 \\
-        [--fold-seeds 0,1,2] [--folds 5] [--limit 400] [--out report.json]
+        [--fold-seeds 0,1,2] [--folds 5] [--limit 400] [--out report.json] [--probabilities P.npz]
+
+``--probabilities``: the version's readings of the same pictures saved by
+``training.robustness --probabilities-out`` (the default seed and sample), instead of running
+the model over them again.
 
 Writes ``<version>/report/malignancy_score.json`` (or ``--out``). Validation only: the
 choice it informs is made before the test split is scored.
@@ -107,7 +111,15 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from training.robustness import VersionModel, labels_of, load_originals, machine, run_condition, split_rows
+    from training.robustness import (
+        VersionModel,
+        labels_of,
+        load_originals,
+        load_probabilities,
+        machine,
+        run_condition,
+        split_rows,
+    )
     from training.shifts import SHIFTS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold-seeds", default="0,1,2", help="comma-separated seeds of the fold assignment")
     parser.add_argument("--limit", type=int, help="a seeded random sample of the validation split")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--probabilities", type=Path, help="training.robustness --probabilities-out's file")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.fold_seeds.split(",")]
 
@@ -125,11 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     model = VersionModel(args.version_dir)
     rows = split_rows(args.split_file, "val", args.limit)
     image_ids = rows["image_id"].tolist()
-    originals = load_originals(args.data_dir, image_ids)
-    probabilities = {}
-    for name in [CLEAN, *SHIFTS]:
-        probabilities[name] = run_condition(model, originals, image_ids, None if name == CLEAN else name, 17)[0]
-        print(f"  {name}", flush=True)
+    if args.probabilities:
+        try:
+            probabilities = load_probabilities(args.probabilities, model.card.version, image_ids, [CLEAN, *SHIFTS])
+        except (ValueError, OSError, KeyError) as exc:
+            parser.error(str(exc))
+    else:
+        originals = load_originals(args.data_dir, image_ids)
+        probabilities = {}
+        for name in [CLEAN, *SHIFTS]:
+            probabilities[name] = run_condition(model, originals, image_ids, None if name == CLEAN else name, 17)[0]
+            print(f"  {name}", flush=True)
     report = {
         "version": model.card.version,
         "split": "val",

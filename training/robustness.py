@@ -234,6 +234,27 @@ def run_condition(
     return np.concatenate(probabilities), None if flags[0] is None else np.concatenate(flags)
 
 
+def save_probabilities(path: Path | str, version: str, image_ids: list[str], probabilities: dict) -> None:
+    """Every condition's probabilities (N, classes), for the reports that read the same pictures
+    again (training.malignancy_report --probabilities) without running the model again."""
+    arrays = {f"condition_{name}": values for name, values in probabilities.items()}
+    np.savez_compressed(path, version=np.array(version), image_ids=np.array(image_ids), **arrays)
+
+
+def load_probabilities(path: Path | str, version: str, image_ids: list[str], names: list[str]) -> dict:
+    """``save_probabilities``' file, refused (ValueError, naming why) unless it holds this version's
+    readings of these pictures, in this order, under every condition in ``names``."""
+    with np.load(path) as saved:
+        if str(saved["version"]) != version:
+            raise ValueError(f"{path} holds the probabilities of {saved['version']}, not {version}")
+        if saved["image_ids"].tolist() != list(image_ids):
+            raise ValueError(f"{path} holds other pictures than this split's {len(image_ids)} (or another order)")
+        missing = [name for name in names if f"condition_{name}" not in saved]
+        if missing:
+            raise ValueError(f"{path} has no probabilities for {', '.join(missing)}")
+        return {name: saved[f"condition_{name}"] for name in names}
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -284,13 +305,15 @@ def robustness_report(
     geometry: str | None = None,
     flips: bool = False,
     ensemble_with: list[Path | str] | None = None,
+    probabilities_out: Path | str | None = None,
 ) -> dict:
     """The whole report as a dict: per condition, then the mean over the shifts.
 
     ``geometry``: feed the version its pictures with this geometry instead of its card's (a probe);
     ``flips``: average each picture's probabilities with its three mirror images' (test-time averaging);
     ``ensemble_with``: average the version's probabilities with these versions' (a probe; the
-    malignant threshold is chosen again on the ensemble's clean probabilities)."""
+    malignant threshold is chosen again on the ensemble's clean probabilities);
+    ``probabilities_out``: also save every condition's probabilities there (``save_probabilities``)."""
     from training.operating_points import choose_malignant_threshold
 
     shifts = list(SHIFTS) if shifts is None else shifts
@@ -308,10 +331,11 @@ def robustness_report(
     threshold, score = model.card.malignant_threshold, model.card.malignancy
     log(f"{model.card.version}: {len(rows)} {split} images, {len(shifts)} shifts")
 
-    conditions = {}
+    conditions, readings = {}, {}
     for name in [CLEAN, *shifts]:
         began = time.perf_counter()
         probabilities, flags = run_condition(model, originals, image_ids, None if name == CLEAN else name, seed)
+        readings[name] = probabilities
         if name == CLEAN and ensemble_with:
             threshold = choose_malignant_threshold(labels, probabilities, model.card.target_sensitivity, score)
         conditions[name] = condition_metrics(labels, probabilities, threshold, flags, score)
@@ -321,6 +345,8 @@ def robustness_report(
             f"  {name:<18} bal.acc {entry['balanced_accuracy']:.3f}  sens {entry['malignant_sensitivity']:.3f}  "
             f"spec {entry['malignant_specificity']:.3f}  ({entry['seconds']:.0f} s)"
         )
+    if probabilities_out is not None:
+        save_probabilities(probabilities_out, model.card.version, image_ids, readings)
     return {
         "version": model.card.version,
         "ensemble": [member.card.version for member in model.members] if ensemble_with else None,
@@ -409,6 +435,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="VERSION_DIR",
         help="a probe: average with this version's probabilities (repeatable; same geometry)",
     )
+    parser.add_argument(
+        "--probabilities-out", type=Path, help="also save every condition's probabilities (.npz), for malignancy_report"
+    )
     args = parser.parse_args(argv)
 
     shifts = [name.strip() for name in args.shifts.split(",") if name.strip()] if args.shifts else None
@@ -416,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         report = robustness_report(
             args.version_dir, args.data_dir, args.split_file, shifts, args.limit, args.seed, args.split,
             geometry=args.geometry, flips=args.flips, ensemble_with=args.ensemble_with,
+            probabilities_out=args.probabilities_out,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))

@@ -51,6 +51,38 @@ def test_the_report_command_runs_the_version_on_validation_and_every_shift(neste
     assert 0.0 <= report["sum"]["auc_mean_over_shifts"] <= 1.0  # None had no shift been run
 
 
+def test_the_report_reads_the_probabilities_robustness_saved_instead_of_running_again(
+    nested_version, lesion_dataset, tmp_path
+):
+    from training.robustness import main as robustness_main
+
+    data = ["--data-dir", str(lesion_dataset["data_dir"]), "--split-file", str(lesion_dataset["split_file"])]
+    saved = tmp_path / "probabilities.npz"
+    robustness_main([str(nested_version), *data, "--out", str(tmp_path / "robustness.json"),
+                     "--probabilities-out", str(saved)])  # fmt: skip
+    folds = ["--folds", "2", "--fold-seeds", "0"]
+    main([str(nested_version), *data, *folds, "--out", str(tmp_path / "run.json")])
+    main([str(nested_version), *data, *folds, "--out", str(tmp_path / "read.json"), "--probabilities", str(saved)])
+
+    ran, read = (json.loads((tmp_path / name).read_text()) for name in ("run.json", "read.json"))
+    assert read["sum"] == ran["sum"] and read["fitted_cross_fitted"] == ran["fitted_cross_fitted"]
+
+
+def test_saved_probabilities_of_another_version_or_other_pictures_are_refused(tmp_path):
+    from training.robustness import load_probabilities, save_probabilities
+
+    path = tmp_path / "p.npz"
+    save_probabilities(path, "v-a", ["x", "y"], {"clean": np.eye(2, 7), "blur": np.eye(2, 7)})
+
+    assert load_probabilities(path, "v-a", ["x", "y"], ["clean", "blur"])["blur"].shape == (2, 7)
+    with pytest.raises(ValueError, match="of v-a, not v-b"):
+        load_probabilities(path, "v-b", ["x", "y"], ["clean"])
+    with pytest.raises(ValueError, match="other pictures"):
+        load_probabilities(path, "v-a", ["y", "x"], ["clean"])
+    with pytest.raises(ValueError, match="no probabilities for jpeg_50"):
+        load_probabilities(path, "v-a", ["x", "y"], ["clean", "jpeg_50"])
+
+
 def test_the_fit_command_makes_a_derived_version_with_its_own_flag(nested_version, lesion_dataset, tmp_path):
     from training.fit_malignancy import main as fit_main
 
