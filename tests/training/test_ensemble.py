@@ -157,3 +157,18 @@ def test_a_worker_serves_an_ensemble_with_its_heatmap_on_either_backend(ensemble
     np.testing.assert_allclose(outputs.probabilities, softmax(mean, temperature), atol=1e-4)
     assert outputs.features.shape == (4, 2 * 1280)  # both members' pooled features
     assert outputs.heatmaps.shape[0] == 4 and np.isfinite(outputs.heatmaps).all()
+
+
+def test_retraining_splits_an_ensemble_at_its_pooled_features_like_one_network(ensemble_version):
+    import keras
+
+    from training.retrain import split_calibrated_model
+
+    served = keras.saving.load_model(ensemble_version["version_dir"] / "model.keras")
+    logits_model, features_model, head = split_calibrated_model(served)
+    pixels = np.random.default_rng(5).uniform(0, 255, (3, *INPUT_SIZE, 3)).astype(np.float32)
+
+    assert head.inputs[0].shape[-1] == 2 * 1280  # a new head is trained on both members' features
+    np.testing.assert_allclose(
+        np.asarray(head(features_model(pixels))), np.asarray(logits_model(pixels)), rtol=1e-5, atol=1e-5
+    )
