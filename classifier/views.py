@@ -179,8 +179,15 @@ def batch_detail(request, pk: int):
     batch = get_object_or_404(UploadBatch.objects.in_clinic(current_clinic(request)), pk=pk)
     audit(request, Action.VIEWED_BATCH, batch)
     predictions = batch.predictions_by_attention()
-    finished = sum(1 for prediction in predictions if prediction.is_finished)
-    context = {"batch": batch, "predictions": predictions, "finished": finished}
+    # The same counts batch.js reports, so a batch already finished when the page loads reads
+    # the same before the first poll and without JavaScript.
+    context = {
+        "batch": batch,
+        "predictions": predictions,
+        "finished": sum(1 for prediction in predictions if prediction.is_finished),
+        "flagged": sum(1 for p in predictions if p.status == Prediction.Status.DONE and p.is_malignant),
+        "failed": sum(1 for p in predictions if p.status == Prediction.Status.FAILED),
+    }
     return render(request, "classifier/batch.html", context)
 
 

@@ -156,3 +156,17 @@ def test_an_admin_looking_at_a_clinicians_result_gets_no_note_form(client, owner
     page = client.get(f"/predictions/{prediction.pk}/").content.decode()
 
     assert "note-form" not in page and "mine" not in page
+
+
+def test_a_batch_finished_before_its_page_loads_says_so_without_waiting_for_a_poll(owner_web, owner):
+    batch = make_batch(owner)
+    make_prediction(owner, status="done", top_class="mel", is_malignant=True, image=make_image(owner, batch=batch))
+    make_prediction(owner, status="done", image=make_image(owner, batch=batch))
+    make_prediction(owner, status="failed", error="unreadable", image=make_image(owner, batch=batch))
+
+    page = owner_web.get(f"/batches/{batch.pk}/").content.decode()
+    assert "All 3 finished: 1 flagged as suspicious, 1 could not be classified.</p>" in page
+
+    make_prediction(owner, status="queued", image=make_image(owner, batch=batch))
+    page = owner_web.get(f"/batches/{batch.pk}/").content.decode()
+    assert "3 of 4 classified.</p>" in page
