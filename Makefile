@@ -21,8 +21,13 @@ run: $(STAMP)
 	DEBUG=1 $(PY) manage.py create_demo_users
 	DEBUG=1 $(PY) manage.py runlocal
 
+# Two pytest processes (pytest-xdist), each test file whole in one of them so its module fixtures
+# are built once; many tests spend their time waiting on a Celery worker, a browser or a server,
+# which the other process fills. TEST_PROCESSES=0 runs them all in this one.
+TEST_PROCESSES ?= 2
+
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 # bandit at medium severity and up: the low ones are the subprocess calls that start local services.
 lint: $(STAMP)
