@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -129,3 +130,14 @@ def test_webhooks_go_to_public_addresses_only_unless_the_site_allows_private_one
         "WEBHOOK_RETRY_DELAYS": "[10.0, 60.0, 300.0, 1800.0, 7200.0]",
     }
     assert allowed["WEBHOOK_ALLOW_PRIVATE_TARGETS"] == "True"
+
+
+def test_an_abandoned_task_is_looked_for_every_tenth_of_the_visibility_timeout(tmp_path):
+    var, name = {"LESIONSITE_VAR_DIR": str(tmp_path), "BROKER_KEY_PREFIX": ""}, "CELERY_BROKER_TRANSPORT_OPTIONS"
+    default = ast.literal_eval(json.loads(settings_in_a_fresh_process(var, name).stdout)[name])
+    short = ast.literal_eval(
+        json.loads(settings_in_a_fresh_process({**var, "BROKER_VISIBILITY_TIMEOUT": "8"}, name).stdout)[name]
+    )
+
+    assert default == {"visibility_timeout": 300, "unacked_restore_interval": 30, "unacked_restore_throttle": 1}
+    assert short["visibility_timeout"] == 8 and short["unacked_restore_interval"] == 1
