@@ -185,8 +185,8 @@ def batch_detail(request, pk: int):
         "batch": batch,
         "predictions": predictions,
         "finished": sum(1 for prediction in predictions if prediction.is_finished),
-        "flagged": sum(1 for p in predictions if p.status == Prediction.Status.DONE and p.is_malignant),
-        "failed": sum(1 for p in predictions if p.status == Prediction.Status.FAILED),
+        "flagged": sum(1 for p in predictions if p.attention_group == Prediction.FLAGGED),
+        "failed": sum(1 for p in predictions if p.attention_group == Prediction.FAILED),
     }
     return render(request, "classifier/batch.html", context)
 
