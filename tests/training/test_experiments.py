@@ -116,3 +116,35 @@ def test_pull_to_start_draws_the_weights_back_to_where_fine_tuning_began(rate, e
     pairs = zip(model.get_weights(), start, strict=True)
     moved = any(not np.allclose(after, before, atol=1e-6) for after, before in pairs)
     assert moved == expect_moved
+
+
+def test_the_malignant_group_loss_adds_the_groups_binary_cross_entropy():
+    """Seven-way cross-entropy plus weight x -[s log P(mal) + (1 - s) log P(benign)], s the label's malignant share."""
+    from training.classes import CLASSES, MALIGNANT_CLASSES
+    from training.experiments.group_loss import WithMalignantGroup
+    from training.experiments.recipe import ExperimentRecipe
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, (5, len(CLASSES))).astype(np.float32)
+    logits[4] = [40.0 if code == "nv" else -40.0 for code in CLASSES]  # a confident benign softmax
+    labels = np.eye(len(CLASSES), dtype=np.float32)[[CLASSES.index(c) for c in ("mel", "nv", "bcc", "df", "mel")]]
+    labels[3] = 0.7 * labels[3] + 0.3 * np.eye(len(CLASSES))[CLASSES.index("akiec")]  # a mixup label
+
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    malignant = np.array([code in MALIGNANT_CLASSES for code in CLASSES])
+    seven_way = -(labels * np.log(np.clip(probabilities, 1e-30, None))).sum(axis=1)
+    share, p_malignant = labels[:, malignant].sum(axis=1), probabilities[:, malignant].sum(axis=1)
+    log_benign = np.log(np.clip(1 - p_malignant, 1e-30, None))
+    group = -(share * np.log(np.clip(p_malignant, 1e-30, None)) + (1 - share) * log_benign)
+    # mel labelled; P(mal) = 3 e^-40 / e^40 underflows float32, the log-sum-exp keeps it: 80 - ln 3.
+    group[4] = 80.0 - np.log(3.0)
+
+    loss = WithMalignantGroup(0.5)
+    per_picture = np.asarray(loss.call(labels, logits))
+    np.testing.assert_allclose(per_picture[:4], (seven_way + 0.5 * group)[:4], rtol=1e-4)
+    assert np.isfinite(per_picture[4]) and per_picture[4] == pytest.approx(80.0 + 0.5 * group[4], rel=1e-4)
+    np.testing.assert_allclose(np.asarray(WithMalignantGroup(0.0).call(labels, logits))[:4], seven_way[:4], rtol=1e-4)
+
+    assert isinstance(ExperimentRecipe(malignant_group_loss=0.5).fine_tune_loss(), WithMalignantGroup)
+    assert not isinstance(ExperimentRecipe().fine_tune_loss(), WithMalignantGroup)

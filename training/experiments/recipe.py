@@ -49,6 +49,11 @@ class ExperimentRecipe(Recipe):
         "decoupled L2-SP (Li et al., ICML 2018): after every fine-tuning step, pull each fine-tuned base "
         "weight back towards its ImageNet value by learning rate x this x the gap. 0: off",
     )
+    malignant_group_loss: float = option(
+        0.0,
+        "in fine-tuning, add this weight x the binary cross-entropy of P(akiec)+P(bcc)+P(mel) against the "
+        "label's malignant share (training.experiments.group_loss). 0: off",
+    )
 
     def preset_weights(self) -> str | None:
         if self.imbalance == "auto" and self.logit_adjustment <= 0 and self.sampling != "shuffle":
@@ -107,6 +112,10 @@ class ExperimentRecipe(Recipe):
         return unfreeze_top(base, self.fine_tune_from, batch_norm=True)
 
     def fine_tune_loss(self):
+        if self.malignant_group_loss > 0:
+            from training.experiments.group_loss import WithMalignantGroup
+
+            return WithMalignantGroup(self.malignant_group_loss, self.label_smoothing)
         return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.label_smoothing)
 
     def fine_tune_callbacks(self, model) -> list:
