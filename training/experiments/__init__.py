@@ -13,9 +13,12 @@ and these, each off by default, so that with none of them it trains exactly what
   folded layers real statistics.
 - ``--pull-to-start``: pull the fine-tuned weights back towards ImageNet's after every
   step (a decoupled L2-SP).
+- ``--background-cutout`` / ``--cutout-margin-px``: with ``--framing``, replace a share of
+  the pictures' surroundings beyond the lesion mask and a margin by a smooth skin field.
 - ``--malignant-group-loss``: add a malignant-versus-benign cross-entropy on the summed
   probabilities of the malignant classes to the fine-tuning loss.
 
 None of them beat the shipped recipe on validation (docs/MODEL_CARD.md, "What did not
-help"); an option that does moves into ``training.train.Recipe``.
+help", and "After v5" for the background cut-out and the malignant-group loss); an option
+that does moves into ``training.train.Recipe``.
 """
